@@ -1,0 +1,497 @@
+"""Measure how long a command takes to start, and how much memory it uses, on this machine.
+
+Usage: python startup_harness.py SPEC.json
+
+The harness writes one JSON document to stdout (schema `HARNESS_VERSION`). It uses only the
+standard library and Python 3.7 syntax, because it runs inside a build sandbox under whatever
+interpreter the measured binary uses. Invalid specs exit with status 2 and a message on
+stderr; measured failures (non-zero exit, signal, time-out) are part of the JSON document.
+"""
+
+import json
+import math
+import os
+import platform
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HARNESS_VERSION = 1
+IMPORTTIME_ENV = "PYTHONPROFILEIMPORTTIME"
+# z-value for a two-sided 95% interval; the order-statistic CI of the median uses it.
+Z_95 = 1.959963984540054
+# Seconds to keep draining pipes after the child exits, in case a grandchild still holds them.
+PIPE_GRACE_S = 0.5
+
+DEFAULTS = {
+    "command": None,
+    "env": {},
+    "inherit_env": True,
+    "cwd": None,
+    "warmup": 2,
+    "min_runs": 7,
+    "max_runs": 40,
+    "target_rel_ci": 0.03,
+    "timeout_s": 30.0,
+    "importtime": True,
+    "importtime_runs": 1,
+    "importtime_level": 1,
+    "max_output_bytes": 65536,
+    "max_importtime_bytes": 16 * 1024 * 1024,
+    "candidate": None,
+}
+
+
+class SpecError(Exception):
+    """Indicates an invalid harness spec; the message names the field."""
+
+
+def load_spec(data):
+    """Validate a decoded spec and return it with defaults filled in.
+
+    Raises SpecError naming every invalid field.
+    """
+    if not isinstance(data, dict):
+        raise SpecError("spec: expected a JSON object, got {}".format(type(data).__name__))
+    unknown = sorted(set(data) - set(DEFAULTS))
+    problems = ["{}: unknown field".format(name) for name in unknown]
+    spec = dict(DEFAULTS)
+    spec.update(data)
+    problems.extend(_check_command("command", spec["command"], spec["env"]))
+    problems.extend(_check_int(spec, "warmup", 0))
+    problems.extend(_check_int(spec, "min_runs", 1))
+    problems.extend(_check_int(spec, "max_runs", 1))
+    problems.extend(_check_int(spec, "importtime_runs", 0))
+    problems.extend(_check_int(spec, "importtime_level", 1))
+    problems.extend(_check_int(spec, "max_output_bytes", 0))
+    problems.extend(_check_int(spec, "max_importtime_bytes", 0))
+    problems.extend(_check_number(spec, "target_rel_ci", 0.0, False))
+    problems.extend(_check_number(spec, "timeout_s", 0.0, False))
+    if not isinstance(spec["importtime"], bool):
+        problems.append("importtime: expected true or false, got {!r}".format(spec["importtime"]))
+    if not isinstance(spec["inherit_env"], bool):
+        problems.append("inherit_env: expected true or false")
+    if spec["cwd"] is not None and not isinstance(spec["cwd"], str):
+        problems.append("cwd: expected a path string or null, got {!r}".format(spec["cwd"]))
+    if not problems and spec["max_runs"] < spec["min_runs"]:
+        problems.append(
+            "max_runs: {} is less than min_runs {}".format(spec["max_runs"], spec["min_runs"])
+        )
+    candidate = spec["candidate"]
+    if candidate is not None:
+        if not isinstance(candidate, dict):
+            problems.append("candidate: expected an object with a command, or null")
+        else:
+            extra = sorted(set(candidate) - {"command", "env"})
+            problems.extend("candidate.{}: unknown field".format(name) for name in extra)
+            candidate.setdefault("env", {})
+            problems.extend(
+                _check_command("candidate.command", candidate.get("command"), candidate["env"])
+            )
+    if problems:
+        raise SpecError("invalid harness spec:\n  " + "\n  ".join(problems))
+    return spec
+
+
+def _check_command(name, command, env):
+    problems = []
+    if command is None:
+        problems.append("{}: missing; expected a non-empty list of strings".format(name))
+    elif not isinstance(command, list) or not command:
+        problems.append("{}: expected a non-empty list of strings, got {!r}".format(name, command))
+    elif not all(isinstance(arg, str) for arg in command):
+        problems.append("{}: every argument must be a string, got {!r}".format(name, command))
+    env_name = name.rsplit("command", 1)[0] + "env"
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        problems.append("{}: expected an object of string to string".format(env_name))
+    return problems
+
+
+def _check_int(spec, name, minimum):
+    value = spec[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return ["{}: expected an integer >= {}, got {!r}".format(name, minimum, value)]
+    return []
+
+
+def _check_number(spec, name, minimum, inclusive):
+    value = spec[name]
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or not math.isfinite(value):
+        return ["{}: expected a finite number, got {!r}".format(name, value)]
+    if value < minimum or (value == minimum and not inclusive):
+        return ["{}: expected a number > {}, got {!r}".format(name, minimum, value)]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one process
+
+
+class TailBuffer(object):
+    """The last `limit` bytes written to it, plus the total byte count."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.total = 0
+        self._data = bytearray()
+
+    def write(self, chunk):
+        self.total += len(chunk)
+        self._data.extend(chunk)
+        # Trimming only when the buffer doubles keeps the cost linear in the output size.
+        if len(self._data) > 2 * self.limit + 65536:
+            del self._data[: len(self._data) - self.limit]
+
+    def text(self):
+        data = bytes(self._data[-self.limit :]) if self.limit else b""
+        return data.decode("utf-8", "replace")
+
+    @property
+    def truncated(self):
+        return self.total > self.limit
+
+
+def run_once(command, env, cwd, timeout_s, stdout_limit, stderr_limit, clock=time.perf_counter_ns):
+    """Run `command` once and return a dict describing how it ended.
+
+    Wall time spans spawn to the return of wait4, measured with `clock` (nanoseconds).
+    The process gets its own session, so a time-out kills the whole process group.
+    """
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = clock()
+    try:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as error:
+        return {"kind": "spawn", "error": "{}: {}".format(type(error).__name__, error)}
+    waited = {}
+    waiter = threading.Thread(target=_wait_for_exit, args=(process.pid, waited, clock))
+    waiter.daemon = True
+    waiter.start()
+    stdout = TailBuffer(stdout_limit)
+    stderr = TailBuffer(stderr_limit)
+    ending = _drain(process, {process.stdout: stdout, process.stderr: stderr},
+                    started + int(timeout_s * 1e9), waiter, clock)
+    if ending != "eof":
+        # Either the command itself timed out, or a process it left behind holds the pipes.
+        _kill_group(process.pid)
+    waiter.join()
+    # Popen must not reap the pid again, because wait4 in the waiter thread already did.
+    process.returncode = 0
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return _describe_exit(waited, started, ending == "timeout", stdout, stderr,
+                          children_before, children_after)
+
+
+def _wait_for_exit(pid, waited, clock):
+    _, status, usage = os.wait4(pid, 0)
+    waited["ended"] = clock()
+    waited["status"] = status
+    waited["usage"] = usage
+
+
+def _drain(process, buffers, deadline_ns, waiter, clock):
+    """Read both pipes into their buffers until EOF.
+
+    Returns "eof" when both pipes closed, "timeout" when the command ran past the deadline,
+    and "lingering" when the command exited but another process kept a pipe open.
+    """
+    selector = selectors.DefaultSelector()
+    for pipe in buffers:
+        selector.register(pipe, selectors.EVENT_READ)
+    exit_seen_at = None
+    try:
+        while selector.get_map():
+            now = clock()
+            if now >= deadline_ns:
+                return "timeout" if waiter.is_alive() else "lingering"
+            if exit_seen_at is None and not waiter.is_alive():
+                exit_seen_at = now
+            if exit_seen_at is not None and now - exit_seen_at > PIPE_GRACE_S * 1e9:
+                return "lingering"
+            wait_s = min((deadline_ns - now) / 1e9, 0.1)
+            for key, _ in selector.select(wait_s):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    buffers[key.fileobj].write(chunk)
+                else:
+                    selector.unregister(key.fileobj)
+        waiter.join(max(0.0, (deadline_ns - clock()) / 1e9))
+        return "timeout" if waiter.is_alive() else "eof"
+    finally:
+        selector.close()
+        for pipe in buffers:
+            pipe.close()
+
+
+def _kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _max_rss_bytes(usage):
+    # ru_maxrss is in KiB on Linux and in bytes on macOS.
+    return usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
+
+
+def _describe_exit(waited, started, timed_out, stdout, stderr, before, after):
+    status = waited["status"]
+    usage = waited["usage"]
+    outcome = {
+        "wall_ns": waited["ended"] - started,
+        "max_rss_bytes": _max_rss_bytes(usage),
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,
+        "children_user_s": round(after.ru_utime - before.ru_utime, 6),
+        "children_sys_s": round(after.ru_stime - before.ru_stime, 6),
+        "stdout_bytes": stdout.total,
+        "stderr_bytes": stderr.total,
+        "stderr_truncated": stderr.truncated,
+        "stderr": stderr.text(),
+        "exit_code": None,
+        "signal": None,
+    }
+    if os.WIFSIGNALED(status):
+        outcome["signal"] = os.WTERMSIG(status)
+    else:
+        outcome["exit_code"] = os.WEXITSTATUS(status)
+    if timed_out:
+        outcome["kind"] = "timeout"
+    elif outcome["signal"] is not None:
+        outcome["kind"] = "signal"
+    elif outcome["exit_code"] != 0:
+        outcome["kind"] = "exit"
+    else:
+        outcome["kind"] = "ok"
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics needed to decide when to stop
+
+
+def median(values):
+    ordered = sorted(values)
+    n = len(ordered)
+    middle = n // 2
+    if n % 2:
+        return float(ordered[middle])
+    return (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+def median_ci(values):
+    """Return (low, high) of the distribution-free 95% CI of the median from order statistics.
+
+    Uses the normal approximation to the binomial ranks, the same rule as
+    `perfguard.startup.stats.median_ci`. Fewer than 6 values give (min, max).
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    half_width = Z_95 * math.sqrt(n) / 2.0
+    lower_rank = int(math.floor(n / 2.0 - half_width))
+    upper_rank = int(math.ceil(n / 2.0 + half_width)) + 1
+    lower_rank = max(lower_rank, 1)
+    upper_rank = min(upper_rank, n)
+    return float(ordered[lower_rank - 1]), float(ordered[upper_rank - 1])
+
+
+def has_converged(values, target_rel_ci):
+    center = median(values)
+    if center <= 0:
+        return True
+    low, high = median_ci(values)
+    return (high - low) / 2.0 / center <= target_rel_ci
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark loop
+
+
+def build_env(spec, overrides, importtime_level=None):
+    env = dict(os.environ) if spec["inherit_env"] else {}
+    env.update(overrides)
+    env.pop(IMPORTTIME_ENV, None)
+    if importtime_level is not None:
+        env[IMPORTTIME_ENV] = str(importtime_level)
+    return env
+
+
+def run_benchmark(spec, runner=run_once):
+    """Run warm-up, timed and importtime runs for the command and the optional candidate.
+
+    `runner` has the signature of `run_once`; tests pass a fake. Each variant stops at its
+    first failed run, because later samples of a failing binary measure nothing useful.
+    """
+    variants = [_new_variant("baseline", spec["command"], spec["env"])]
+    if spec["candidate"] is not None:
+        candidate = spec["candidate"]
+        variants.append(_new_variant("candidate", candidate["command"], candidate["env"]))
+    for index in range(spec["warmup"]):
+        for variant in _interleave(variants, index):
+            _run_and_record(spec, runner, variant, "warmup")
+    timed_runs = 0
+    while timed_runs < spec["max_runs"]:
+        active = [v for v in variants if not v["failures"]]
+        if not active:
+            break
+        for variant in _interleave(active, timed_runs):
+            _run_and_record(spec, runner, variant, "timed")
+        timed_runs += 1
+        if timed_runs >= spec["min_runs"] and all(
+            has_converged(v["_wall"], spec["target_rel_ci"]) for v in variants if not v["failures"]
+        ):
+            break
+    for variant in variants:
+        walls = variant.pop("_wall")
+        variant["converged"] = bool(walls) and has_converged(walls, spec["target_rel_ci"])
+        if spec["importtime"] and not variant["failures"]:
+            for _ in range(spec["importtime_runs"]):
+                _run_importtime(spec, runner, variant)
+    return {v["name"]: _public(v) for v in variants}
+
+
+def _new_variant(name, command, env):
+    return {"name": name, "command": command, "env": env, "samples": [], "failures": [],
+            "importtime": [], "warmup_runs": 0, "_wall": []}
+
+
+def _interleave(variants, index):
+    # A B, then B A, so that slow drift during the benchmark affects both variants equally.
+    return variants if index % 2 == 0 else list(reversed(variants))
+
+
+def _run_and_record(spec, runner, variant, phase):
+    if variant["failures"]:
+        return
+    outcome = runner(variant["command"], build_env(spec, variant["env"]), spec["cwd"],
+                     spec["timeout_s"], 0, spec["max_output_bytes"])
+    if outcome["kind"] != "ok":
+        variant["failures"].append(_failure(phase, outcome))
+    elif phase == "warmup":
+        variant["warmup_runs"] += 1
+    else:
+        variant["_wall"].append(outcome["wall_ns"])
+        variant["samples"].append({key: outcome[key] for key in (
+            "wall_ns", "max_rss_bytes", "user_s", "sys_s", "children_user_s", "children_sys_s",
+            "stdout_bytes", "stderr_bytes")})
+
+
+def _run_importtime(spec, runner, variant):
+    env = build_env(spec, variant["env"], importtime_level=spec["importtime_level"])
+    outcome = runner(variant["command"], env, spec["cwd"], spec["timeout_s"], 0,
+                     spec["max_importtime_bytes"])
+    if outcome["kind"] != "ok":
+        variant["failures"].append(_failure("importtime", outcome))
+        return
+    variant["importtime"].append({"stderr": outcome["stderr"],
+                                  "truncated": outcome["stderr_truncated"]})
+
+
+def _failure(phase, outcome):
+    failure = {"phase": phase, "kind": outcome["kind"]}
+    if outcome["kind"] == "spawn":
+        failure["error"] = outcome["error"]
+        return failure
+    failure["exit_code"] = outcome["exit_code"]
+    failure["signal"] = outcome["signal"]
+    failure["signal_name"] = _signal_name(outcome["signal"])
+    failure["wall_ns"] = outcome["wall_ns"]
+    failure["stdout_bytes"] = outcome["stdout_bytes"]
+    failure["stderr_bytes"] = outcome["stderr_bytes"]
+    failure["stderr_tail"] = outcome["stderr"]
+    return failure
+
+
+def _signal_name(number):
+    if number is None:
+        return None
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "signal {}".format(number)
+
+
+def _public(variant):
+    return {key: value for key, value in variant.items() if key != "name"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment and entry point
+
+
+def describe_environment():
+    return {
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def measure(spec, runner=run_once, clock=time.perf_counter_ns):
+    started = clock()
+    environment = describe_environment()
+    variants = run_benchmark(spec, runner)
+    environment["loadavg_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return {
+        "harness_version": HARNESS_VERSION,
+        "spec": spec,
+        "environment": environment,
+        "variants": variants,
+        "elapsed_ns": clock() - started,
+    }
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.stderr.write("usage: startup_harness.py SPEC.json\n")
+        return 2
+    try:
+        with open(argv[1]) as spec_file:
+            raw = json.load(spec_file)
+    except (OSError, ValueError) as error:
+        sys.stderr.write("cannot read harness spec {}: {}\n".format(argv[1], error))
+        return 2
+    try:
+        spec = load_spec(raw)
+    except SpecError as error:
+        sys.stderr.write("{} (in {})\n".format(error, argv[1]))
+        return 2
+    json.dump(measure(spec), sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
