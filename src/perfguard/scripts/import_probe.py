@@ -21,8 +21,8 @@ from collections import namedtuple
 
 PROBE_VERSION = 1
 
-# Enough headroom for deeply nested but legal code; the walkers below are iterative, so this
-# only affects the interpreter's own parser checks.
+# Headroom for deeply nested but legal code. The walkers below are iterative, so this limit
+# only affects the checks inside the interpreter's own parser.
 RECURSION_LIMIT = 10000
 
 _SUPPRESSION_RE = re.compile(r"#\s*perfguard:\s*ignore(?:\[([^\]]*)\])?(.*)$")
@@ -39,9 +39,9 @@ _TRY_NODES = tuple(
 )
 _TYPE_ALIAS_NODE = getattr(ast, "TypeAlias", None)
 
-# Context of a node during the walk: `typing` means it only runs under a type checker,
-# `deferred` means it runs when a function is called, `in_try` means it sits in the body of a
-# `try` whose handlers catch ImportError, `scope` is "module", "class" or "function".
+# Context of a node during the walk. `typing` marks code that only a type checker sees.
+# `deferred` marks code that runs when a function is called. `in_try` marks the body of a `try`
+# whose handlers catch ImportError. `scope` is "module", "class" or "function".
 Context = namedtuple("Context", ["typing", "deferred", "in_try", "qualname", "scope"])
 _MODULE_CONTEXT = Context(False, False, False, "", "module")
 
@@ -90,7 +90,7 @@ def _validate_manifest(manifest):
 
 
 def analyze_file(path, module, is_package):
-    """Return the probe entry for one file; any failure becomes its `error` field."""
+    """Parse one file into its probe entry. Any failure becomes the `error` field."""
     result = {
         "path": path,
         "module": module,
@@ -355,7 +355,7 @@ class _FileAnalyzer(object):
         })
 
     def _resolve(self, name, level, package=None):
-        """Resolve a relative import like importlib does; None when it leaves the top level."""
+        """Resolve a relative import like importlib does, or return None above the top level."""
         if level == 0:
             return name
         base = self.package if package is None else package
@@ -523,7 +523,7 @@ def _end_line(node):
     if end_line is not None:
         return end_line
     # NOTE: Python 3.7 has no end positions, so the last line is the highest line of any
-    # descendant. A multi-line string at the end of a class ends on its own start line there.
+    # descendant. A closing bracket alone on the class's last line is not counted there.
     return max(getattr(child, "lineno", node.lineno) for child in ast.walk(node))
 
 
