@@ -1,0 +1,1 @@
+"""Stdlib-only scripts that run inside build sandboxes under the target's own interpreter."""
