@@ -329,7 +329,9 @@ def _compare(
 
 
 def _format_ci(interval: Interval) -> str:
-    return f"{interval.low / 1e6:.0f}-{interval.high / 1e6:.0f} ms"
+    # Narrow intervals get one decimal, so that they do not print as "100-100 ms".
+    digits = 1 if interval.high - interval.low < 10e6 else 0
+    return f"{interval.low / 1e6:.{digits}f}-{interval.high / 1e6:.{digits}f} ms"
 
 
 def _finding_order(finding: Finding) -> Tuple[int, str, str]:

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import pytest
+
+from perfguard.findings import Severity
+from perfguard.startup.budgets import Budgets, evaluate
+from perfguard.startup.results import RunFailure
+
+from .fakes import make_result, make_variant
+
+STEADY_MS = [100.0, 101.0, 99.0, 100.5, 100.2, 99.8, 100.1, 99.9, 100.3, 100.4]
+
+
+def _rules(report: object) -> list[str]:
+    return [finding.rule_id for finding in report.findings]  # type: ignore[attr-defined]
+
+
+def test_within_budgets() -> None:
+    report = evaluate(make_result(make_variant(STEADY_MS, importtime=None)), binary="app:bin")
+
+    assert report.findings == ()
+    assert not report.blocking
+    assert report.median_ns == pytest.approx(100.15e6)
+    assert report.sample_count == 10
+    assert "app:bin: startup 100 ms (98% CI 99.8-100.5 ms, 10 runs)" in report.format_text()
+
+
+def test_startup_over_budget_blocks() -> None:
+    walls = [612.0, 598.0, 630.0, 605.0, 615.0, 620.0, 610.0, 600.0, 625.0, 611.0]
+
+    report = evaluate(make_result(make_variant(walls, importtime=None)))
+
+    finding = report.findings[0]
+    assert finding.rule_id == "startup-time"
+    assert finding.severity is Severity.error
+    assert finding.message == "startup 612 ms (98% CI 600-625 ms) is over the 500 ms budget"
+    assert finding.cost is not None and finding.cost.ms == pytest.approx(611.5)
+
+
+def test_startup_within_uncertainty_warns() -> None:
+    walls = [490.0, 495.0, 505.0, 510.0, 520.0, 498.0, 502.0, 507.0, 493.0, 512.0]
+
+    report = evaluate(make_result(make_variant(walls, importtime=None)))
+
+    assert _rules(report) == ["startup-time"]
+    assert report.findings[0].severity is Severity.warning
+    assert "within its measured uncertainty" in report.findings[0].message
+    assert not report.blocking
+
+
+def test_noisy_timings_warn() -> None:
+    walls = [100.0, 140.0, 60.0, 100.0, 120.0, 80.0, 150.0]
+
+    report = evaluate(make_result(make_variant(walls, importtime=None)))
+
+    assert _rules(report) == ["noisy-measurement"]
+    assert "robust coefficient of variation" in report.findings[0].message
+
+
+def test_peak_memory() -> None:
+    report = evaluate(make_result(make_variant(STEADY_MS, rss_mb=150.0, importtime=None)))
+
+    assert _rules(report) == ["peak-memory"]
+    assert report.findings[0].message == (
+        "peak RSS 150.0 MB (median of 10 runs) is over the 100 MB budget")
+
+
+def test_prohibited_and_slow_imports() -> None:
+    report = evaluate(make_result(make_variant(STEADY_MS)), prohibited=("pandas",))
+
+    prohibited, = [f for f in report.findings if f.rule_id == "prohibited-module"]
+    assert prohibited.severity is Severity.critical
+    assert prohibited.message == (
+        "startup imports prohibited package pandas (120 ms with its dependencies) via "
+        "app -> app.db -> pandas")
+    assert prohibited.fix == "Move the import of pandas in app.db into the function that uses it."
+    assert prohibited.cost is not None and prohibited.cost.ms == 120.0
+    assert "slow-import" not in _rules(report)
+    assert report.blocking
+
+
+def test_slow_import_without_prohibition() -> None:
+    report = evaluate(make_result(make_variant(STEADY_MS)), prohibited=())
+
+    slow, = [f for f in report.findings if f.rule_id == "slow-import"]
+    assert slow.message.startswith("importing pandas takes 120 ms of its own")
+    assert slow.data["chain"] == ("app", "app.db", "pandas")
+
+
+def test_prohibited_ignores_prefix_alike() -> None:
+    text = "import time:       10 |         10 | numpyro\n"
+
+    report = evaluate(make_result(make_variant(STEADY_MS, importtime=text)),
+                      prohibited=("numpy",))
+
+    assert report.findings == ()
+    assert report.heavy_packages == ()
+
+
+def test_heavy_import_count() -> None:
+    text = "".join(f"import time:       10 |         10 | {name}\n"
+                   for name in ("numpy.core", "pandas", "torch", "sqlalchemy.orm"))
+
+    report = evaluate(make_result(make_variant(STEADY_MS, importtime=text)), prohibited=())
+
+    assert _rules(report) == ["heavy-import-count"]
+    assert report.findings[0].message == (
+        "startup loads 4 heavy packages (numpy, pandas, sqlalchemy, torch), over the budget of 3")
+
+
+def test_failure_findings() -> None:
+    failure = RunFailure(phase="warmup", kind="exit", exit_code=3, wall_ns=10,
+                         stderr_tail="Traceback\nImportError: no module x\n")
+
+    report = evaluate(make_result(make_variant([], failures=[failure], importtime=None)))
+
+    assert _rules(report) == ["binary-failed"]
+    assert report.findings[0].message == (
+        "binary exited with status 3 during a warmup run; stderr ends with: "
+        "Traceback\nImportError: no module x")
+    assert report.median_ns is None
+    assert "no successful timed runs" in report.format_text()
+
+
+def test_ab_regression_names_grown_imports() -> None:
+    fast = make_variant(STEADY_MS, importtime="import time:  1000 |  1000 | app\n")
+    slow_text = (
+        "import time:  30000 |  30000 |   yaml\n"
+        "import time:   1500 |  31500 | app\n"
+    )
+    slow = make_variant([ms + 30 for ms in STEADY_MS], importtime=slow_text)
+
+    report = evaluate(make_result(fast, candidate=slow))
+
+    assert _rules(report) == ["startup-modules-added", "startup-regression"]
+    added, regression = report.findings
+    assert added.message == "startup now loads 1 modules that the baseline binary did not: yaml"
+    assert regression.message.startswith(
+        "startup 130 ms is 30.0% slower than the baseline binary 100 ms (shift +30 ms, ")
+    assert regression.message.endswith("imports that grew: yaml +30 ms")
+    assert report.comparison is not None and report.comparison.p_value < 0.001
+
+
+def test_ab_same_speed_passes() -> None:
+    walls = STEADY_MS
+    report = evaluate(make_result(make_variant(walls), candidate=make_variant(walls[::-1])))
+
+    assert "startup-regression" not in _rules(report)
+    assert report.comparison is not None and not report.comparison.is_significant
+
+
+def test_invalid_budgets() -> None:
+    with pytest.raises(ValueError) as raised:
+        Budgets(startup_ms=0, max_heavy_imports=-1)
+
+    assert "startup_ms must be a positive number, got 0" in str(raised.value)
+    assert "max_heavy_imports must be an integer >= 0, got -1" in str(raised.value)
