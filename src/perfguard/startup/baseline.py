@@ -297,7 +297,7 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
         median_ns=median(samples),
         ci_low_ns=interval.low,
         ci_high_ns=interval.high,
-        robust_cv=robust_cv(samples),
+        robust_cv=round(robust_cv(samples), 6),
         peak_rss_bytes=float(peak) if isinstance(peak, (int, float)) else None,
         modules=parsed_modules,
         heavy_packages=tuple(heavy),

@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from perfguard.startup.baseline import (
+    build_baseline,
+    format_baseline,
+    read_baseline,
+    write_baseline,
+)
+from perfguard.startup.budgets import DEFAULT_HEAVY_MODULES, evaluate
+from perfguard.startup.clock import FakeClock
+from perfguard.startup.errors import BaselineMismatch, BaselineNotFound, CorruptBaseline
+from perfguard.startup.results import RunFailure
+
+from .fakes import ENVIRONMENT, make_result, make_variant
+
+STEADY_MS = [100.0, 101.0, 99.0, 100.5, 100.2, 99.8, 100.1, 99.9, 100.3, 100.4]
+BASE_IMPORTS = (
+    "import time:        500 |        500 |   json\n"
+    "import time:       1000 |       1500 | app\n"
+)
+GROWN_IMPORTS = (
+    "import time:        500 |        500 |   json\n"
+    "import time:      25000 |      25000 |     yaml\n"
+    "import time:       2000 |      27000 |   app.config\n"
+    "import time:       1000 |      28500 | app\n"
+)
+
+
+def _record(tmp_path: Path) -> Path:
+    result = make_result(make_variant(STEADY_MS, importtime=BASE_IMPORTS))
+    baseline = build_baseline("app:bin", result, DEFAULT_HEAVY_MODULES, clock=FakeClock())
+    path = tmp_path / "startup" / "app.json"
+    write_baseline(path, baseline)
+    return path
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = _record(tmp_path)
+
+    loaded = read_baseline(path, binary="app:bin")
+
+    assert loaded.binary == "app:bin"
+    assert loaded.recorded_at == "2024-01-01T00:00:00+00:00"
+    assert loaded.samples_ns == tuple(sorted(int(ms * 1e6) for ms in STEADY_MS))
+    assert loaded.median_ns == pytest.approx(100.15e6)
+    assert loaded.modules == {"app": (1000, 1500), "json": (500, 500)}
+    assert loaded.environment["cpu_model"] == "Test CPU"
+    assert "loadavg" not in loaded.environment
+    assert format_baseline(loaded) == path.read_text()
+    assert [p.name for p in path.parent.iterdir()] == ["app.json"]
+
+
+def test_format_is_diff_friendly(tmp_path: Path) -> None:
+    text = _record(tmp_path).read_text()
+
+    assert text.endswith("}\n")
+    assert '    "app": {"cumulative_us": 1500, "self_us": 1000},\n' in text
+    assert json.loads(text)["schema_version"] == 1
+    keys = [line.split('"')[1] for line in text.splitlines() if line.startswith('  "')]
+    assert keys == sorted(keys)
+
+
+def test_unchanged_binary_passes(tmp_path: Path) -> None:
+    baseline = read_baseline(_record(tmp_path), binary="app:bin")
+    current = make_result(make_variant(STEADY_MS[::-1], importtime=BASE_IMPORTS))
+
+    report = evaluate(current, baseline=baseline)
+
+    assert report.findings == ()
+    assert report.binary == "app:bin"
+    assert report.comparison is not None
+
+
+def test_regression_names_grown_imports(tmp_path: Path) -> None:
+    baseline = read_baseline(_record(tmp_path), binary="app:bin")
+    current = make_result(make_variant([ms + 25 for ms in STEADY_MS], importtime=GROWN_IMPORTS))
+
+    report = evaluate(current, baseline=baseline)
+
+    rules = [f.rule_id for f in report.findings]
+    assert rules == ["startup-modules-added", "startup-regression"]
+    added, regression = report.findings
+    assert added.data["added"] == ("app.config", "yaml")
+    assert added.blocking
+    assert "than the stored baseline 100 ms" in regression.message
+    assert regression.message.endswith("imports that grew: yaml +25 ms, app +2.0 ms")
+    assert regression.data["grown_imports"] == (("yaml", 25000), ("app", 2000))
+
+
+def test_heavy_growth_blocks_without_timing(tmp_path: Path) -> None:
+    baseline = read_baseline(_record(tmp_path), binary="app:bin")
+    text = BASE_IMPORTS + "import time:        10 |         10 | numpy\n"
+    current = make_result(make_variant(STEADY_MS, importtime=text))
+
+    report = evaluate(current, baseline=baseline, prohibited=())
+
+    rules = [f.rule_id for f in report.findings]
+    assert rules == ["heavy-import-count", "startup-modules-added"]
+    assert report.findings[0].message == (
+        "heavy imports grew from 0 in the stored baseline to 1: numpy added")
+
+
+def test_other_python_downgrades_module_findings(tmp_path: Path) -> None:
+    baseline = read_baseline(_record(tmp_path), binary="app:bin")
+    environment = dataclasses.replace(ENVIRONMENT, python="3.12.1")
+    current = make_result(make_variant(STEADY_MS, importtime=GROWN_IMPORTS), environment=environment)
+
+    report = evaluate(current, baseline=baseline)
+
+    by_rule = {f.rule_id: f for f in report.findings}
+    assert by_rule["baseline-environment"].message.startswith(
+        "the baseline was recorded with a different python")
+    assert by_rule["startup-modules-added"].severity.value == "warning"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.json"
+
+    with pytest.raises(BaselineNotFound) as raised:
+        read_baseline(path, binary="app:bin")
+
+    assert str(raised.value) == (
+        f"startup baseline {path} not found; run with --update-baseline to record it")
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "is not valid JSON"),
+        ("[]", "the document must be a JSON object"),
+        ('{"schema_version": 1, "binary": "app:bin"}', "startup must be an object"),
+        ('{"schema_version": 1, "binary": "app:bin", "startup": {"samples_ns": []}}',
+         "startup.samples_ns must be a non-empty list of non-negative integers"),
+        ('{"schema_version": 1, "binary": "app:bin", "startup": {"samples_ns": [1]}, '
+         '"modules": {"json": {"self_us": "1"}}}',
+         "modules.json must be an object with integer self_us and cumulative_us"),
+    ],
+)
+def test_corrupt_file_untouched(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "app.json"
+    path.write_text(content)
+
+    with pytest.raises(CorruptBaseline) as raised:
+        read_baseline(path, binary="app:bin")
+
+    assert str(path) in str(raised.value)
+    assert message in str(raised.value)
+    assert path.read_text() == content
+
+
+def test_mismatched_binary(tmp_path: Path) -> None:
+    path = _record(tmp_path)
+    before = path.read_text()
+
+    with pytest.raises(BaselineMismatch) as raised:
+        read_baseline(path, binary="other:bin")
+
+    assert str(raised.value) == (
+        f"startup baseline {path} belongs to binary 'app:bin', not 'other:bin'; check the "
+        f"baseline path configured for other:bin")
+    assert path.read_text() == before
+
+
+def test_mismatched_schema(tmp_path: Path) -> None:
+    path = tmp_path / "app.json"
+    path.write_text('{"schema_version": 99, "binary": "app:bin"}')
+
+    with pytest.raises(BaselineMismatch, match="has schema_version 99, but this perfguard"):
+        read_baseline(path, binary="app:bin")
+
+
+def test_failed_write_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _record(tmp_path)
+    before = path.read_text()
+    baseline = read_baseline(path, binary="app:bin")
+
+    def fail_replace(source: str, target: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", fail_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_baseline(path, dataclasses.replace(baseline, recorded_at="later"))
+
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir()] == ["app.json"]
+
+
+def test_no_baseline_from_failing_binary() -> None:
+    failure = RunFailure(phase="timed", kind="exit", exit_code=1, wall_ns=1)
+    result = make_result(make_variant([], failures=[failure]))
+
+    with pytest.raises(ValueError, match="cannot record a baseline for app:bin: the binary "
+                                         "exited with status 1"):
+        build_baseline("app:bin", result, DEFAULT_HEAVY_MODULES)
