@@ -78,7 +78,9 @@ def run_probe(
         result = load_probe_output(completed.stdout)
         _check_paths(result, inputs)
         return result
-    if len(inputs) == 1 or completed.returncode == 2:
+    # A signal (negative status) or an uncaught exception (status 1) can come from one file,
+    # so the files are retried one by one. Other statuses mean the interpreter cannot run it.
+    if len(inputs) == 1 or not (completed.returncode < 0 or completed.returncode == 1):
         raise ProbeFailed(_describe_failure(python, completed))
     logger.warning(
         "The import probe failed on %d files (%s). Probing each file separately.",
