@@ -411,7 +411,7 @@ class _FileAnalyzer(object):
     def _record_class(self, node, context):
         first_line = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
         end_line = _end_line(node)
-        body_start = node.body[0].lineno if node.body else node.lineno
+        body_start = _start_line(node.body[0]) if node.body else node.lineno
         self.classes.append({
             "name": node.name,
             "qualname": context.qualname + node.name,
@@ -516,6 +516,16 @@ def _annotations_of(node):
     if node.returns is not None:
         annotations.append(node.returns)
     return annotations
+
+
+def _start_line(statement):
+    if sys.version_info < (3, 8) and isinstance(statement, ast.Expr):
+        text = _const_str(statement.value)
+        if text is not None:
+            # Python 3.7 puts a multi-line string on its last line, so step back over its
+            # newlines. NOTE: backslash-newline continuations inside it are not counted.
+            return statement.lineno - text.count("\n")
+    return statement.lineno
 
 
 def _end_line(node):
