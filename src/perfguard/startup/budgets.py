@@ -17,6 +17,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 from perfguard.findings import Cost, Finding, Location, Severity
 from perfguard.startup.baseline import Baseline, compare_to_baseline, snapshot_variant
 from perfguard.startup.clock import format_duration_ms
+from perfguard.startup.errors import InvalidBudgets
 from perfguard.startup.importtime import (
     ImportProfile,
     ModuleTiming,
@@ -66,7 +67,7 @@ class Budgets:
             problems.append(f"max_heavy_imports must be an integer >= 0, got "
                             f"{self.max_heavy_imports!r}")
         if problems:
-            raise ValueError("invalid startup budgets: " + "; ".join(problems))
+            raise InvalidBudgets("invalid startup budgets: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from perfguard.errors import PerfguardError
 
-class StartupCheckError(Exception):
+
+class StartupCheckError(PerfguardError):
     """Indicates that a startup check could not run or could not read its inputs."""
 
 
 class InvalidSpec(StartupCheckError):
     """Indicates a harness spec with missing or invalid fields."""
+
+
+class InvalidBudgets(StartupCheckError, ValueError):
+    """Indicates budget values that are not positive numbers."""
 
 
 class MalformedHarnessOutput(StartupCheckError):
