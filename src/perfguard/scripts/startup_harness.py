@@ -22,9 +22,7 @@ import time
 
 HARNESS_VERSION = 1
 IMPORTTIME_ENV = "PYTHONPROFILEIMPORTTIME"
-# z-value for a two-sided 95% interval; the order-statistic CI of the median uses it.
-Z_95 = 1.959963984540054
-# Seconds to keep draining pipes after the child exits, in case a grandchild still holds them.
+# Seconds to keep draining pipes after the child exits, in case a grandchild keeps them open.
 PIPE_GRACE_S = 0.5
 
 DEFAULTS = {
@@ -187,7 +185,7 @@ def run_once(command, env, cwd, timeout_s, stdout_limit, stderr_limit, clock=tim
     ending = _drain(process, {process.stdout: stdout, process.stderr: stderr},
                     started + int(timeout_s * 1e9), waiter, clock)
     if ending != "eof":
-        # Either the command itself timed out, or a process it left behind holds the pipes.
+        # Either the command itself timed out, or a process it left behind keeps the pipes open.
         _kill_group(process.pid)
     waiter.join()
     # Popen must not reap the pid again, because wait4 in the waiter thread already did.
@@ -295,20 +293,30 @@ def median(values):
     return (ordered[middle - 1] + ordered[middle]) / 2.0
 
 
-def median_ci(values):
-    """Return (low, high) of the distribution-free 95% CI of the median from order statistics.
+def median_ci(values, confidence=0.95):
+    """Return (low, high), the distribution-free CI of the median from order statistics.
 
-    Uses the normal approximation to the binomial ranks, the same rule as
-    `perfguard.startup.stats.median_ci`. Fewer than 6 values give (min, max).
+    Picks the largest k whose exact binomial coverage of [x(k), x(n-k+1)] is at least
+    `confidence`, the same rule as `perfguard.startup.stats.median_ci`. Fewer than 6 values
+    give (min, max).
     """
     ordered = sorted(values)
     n = len(ordered)
-    half_width = Z_95 * math.sqrt(n) / 2.0
-    lower_rank = int(math.floor(n / 2.0 - half_width))
-    upper_rank = int(math.ceil(n / 2.0 + half_width)) + 1
-    lower_rank = max(lower_rank, 1)
-    upper_rank = min(upper_rank, n)
-    return float(ordered[lower_rank - 1]), float(ordered[upper_rank - 1])
+    rank = 1
+    for candidate_rank in range(2, n // 2 + 1):
+        if 1.0 - 2.0 * _binomial_cdf(candidate_rank - 1, n) < confidence:
+            break
+        rank = candidate_rank
+    return float(ordered[rank - 1]), float(ordered[n - rank])
+
+
+def _binomial_cdf(k, n):
+    # P(X <= k) for X ~ Binomial(n, 1/2); math.comb needs Python 3.8, so use lgamma.
+    log_half_n = n * math.log(2.0)
+    return sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - log_half_n)
+        for i in range(k + 1)
+    )
 
 
 def has_converged(values, target_rel_ci):

@@ -128,10 +128,10 @@ def evaluate(
     """Check a harness result against budgets (default `Budgets()`), prohibited packages and a
     reference.
 
-    The checked variant is the candidate in A/B results, which is then compared with the
-    interleaved baseline variant; otherwise it is the baseline variant, compared with the
-    stored `baseline` when one is given. `binary` names the binary in findings; it defaults to
-    the stored baseline's name, then to the command line.
+    In A/B results the checked variant is the candidate, and it is compared with the
+    interleaved baseline variant. Otherwise the checked variant is the baseline variant, and it
+    is compared with the stored `baseline` if one is given. `binary` names the binary in
+    findings. It defaults to the stored baseline's name, then to the command line.
     """
     budgets = budgets or Budgets()
     variant = result.measured

@@ -49,6 +49,7 @@ def add_subcommand(subparsers: Any) -> None:
     parser.add_argument("--prohibit", action="append", metavar="PACKAGE",
                         help="Package that startup must not import; repeat for several. "
                         f"Defaults to {', '.join(DEFAULT_HEAVY_MODULES)}.")
+
     parser.add_argument("--baseline", metavar="FILE", help="Baseline JSON file to compare with.")
     parser.add_argument("--update-baseline", action="store_true",
                         help="If set, write the measurement to --baseline instead of "
@@ -57,6 +58,7 @@ def add_subcommand(subparsers: Any) -> None:
                         help="Second command, as one shell-quoted string, to compare with CMD "
                         "in interleaved A/B runs.")
     parser.add_argument("--html", metavar="FILE", help="Also write an HTML import chart here.")
+
     parser.add_argument("--warmup", type=int, default=2, help="Warm-up runs (default 2).")
     parser.add_argument("--min-runs", type=int, default=7, help="Minimum timed runs (default 7).")
     parser.add_argument("--max-runs", type=int, default=40, help="Maximum timed runs "
@@ -65,6 +67,7 @@ def add_subcommand(subparsers: Any) -> None:
                         help="Time-out for one run, in seconds (default 30).")
     parser.add_argument("--python", help="Interpreter that runs the harness. Defaults to the "
                         "current one.")
+
     parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...",
                         help="The command to measure, after `--`.")
     parser.set_defaults(run=run)
@@ -89,6 +92,7 @@ def run(
                           "`startup-check -- python app.pex`")
     if args.update_baseline and not args.baseline:
         raise InvalidSpec("startup-check: --update-baseline needs --baseline FILE")
+
     name = args.name or shlex.join(command)
     prohibited = tuple(args.prohibit) if args.prohibit is not None else DEFAULT_HEAVY_MODULES
     budgets = Budgets(
@@ -105,12 +109,15 @@ def run(
         max_runs=args.max_runs,
         timeout_s=args.timeout_s,
     )
-    runner = runner or SubprocessHarnessRunner(python=args.python, clock=clock)
-    result = runner.run(spec)
+
+    # The baseline is read first, so that a missing or corrupt file fails before measuring.
     stored = None
     if args.baseline and not args.update_baseline:
         stored = read_baseline(args.baseline, binary=name)
+    runner = runner or SubprocessHarnessRunner(python=args.python, clock=clock)
+    result = runner.run(spec)
     report = evaluate(result, budgets, prohibited, stored, binary=name)
+
     output.write(report.format_text() + "\n")
     if args.update_baseline and not result.measured.failures:
         write_baseline(args.baseline, build_baseline(name, result, budgets.heavy_modules, clock))

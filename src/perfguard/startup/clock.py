@@ -30,7 +30,7 @@ class SystemClock(Clock):
 
 
 class FakeClock(Clock):
-    """A clock for tests that moves only when told to, or by `step_ns` on every reading."""
+    """A clock for tests that moves only through `advance`, or by `step_ns` on every reading."""
 
     def __init__(
         self,

@@ -31,8 +31,8 @@ class HarnessRunner(abc.ABC):
 class SubprocessHarnessRunner(HarnessRunner):
     """Runs `startup_harness.py` in a child interpreter, by default the current one.
 
-    `timeout_s` bounds the whole harness run; when None it is derived from the spec as
-    (warm-up + max runs + importtime runs) times the per-run time-out, per variant.
+    `timeout_s` bounds the whole harness run. When it is None, the bound is the number of runs
+    in the spec (warm-up, max runs and importtime runs, per variant) times the per-run time-out.
     """
 
     def __init__(

@@ -1,8 +1,8 @@
 """Findings that compare a measured binary with a reference: an A/B baseline or a stored file.
 
-Both paths share the rules: new startup modules and more heavy imports block on their own
-because they do not depend on timing noise, while a slower startup blocks only when the
-Mann-Whitney test is significant and the shift reaches the minimum effect size.
+Both paths share the rules. New startup modules and more heavy imports block on their own,
+because they do not depend on timing noise. A slower startup blocks only when the Mann-Whitney
+test is significant and the shift reaches the minimum effect size.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ MIN_GROWTH_US = 1000
 
 @dataclass(frozen=True)
 class StartupSnapshot:
-    """What a comparison needs from either side: wall samples, module set and package times.
+    """One side of a comparison: wall samples, module set and package times.
 
     `package_self_us` maps each top-level package to the summed self time of its modules.
     """
@@ -91,10 +91,10 @@ def find_grown_imports(
 
 
 def format_names(names: Sequence[str], limit: int = MAX_LISTED) -> str:
-    shown = ", ".join(names[:limit])
+    listed = ", ".join(names[:limit])
     if len(names) > limit:
-        shown += f" and {len(names) - limit} more"
-    return shown
+        listed += f" and {len(names) - limit} more"
+    return listed
 
 
 def find_heavy_packages(modules: Collection[str], heavy_modules: Sequence[str]) -> Tuple[str, ...]:

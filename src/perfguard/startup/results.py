@@ -22,7 +22,9 @@ PHASES = ("warmup", "timed", "importtime")
 
 @dataclass(frozen=True)
 class HarnessSpec:
-    """What the harness runs and how often; see the harness module for each field's meaning.
+    """Harness input: the command, its environment and the run counts and limits.
+
+    The harness module's DEFAULTS list the same fields.
 
     `env` and `candidate_env` are sorted (name, value) pairs, so the spec is hashable.
     """
@@ -133,8 +135,8 @@ class Sample:
 class RunFailure:
     """A run that did not exit with status 0.
 
-    `kind` is one of exit, signal, timeout or spawn (the command could not be started, and
-    `error` says why). `stderr_tail` holds the last bytes of stderr, decoded as UTF-8.
+    `kind` is one of exit, signal, timeout or spawn. A spawn failure means that the command
+    could not be started, and `error` contains the OS error. `stderr_tail` holds the last bytes of stderr, decoded as UTF-8.
     """
 
     phase: str

@@ -131,7 +131,7 @@ def mann_whitney_u(
     """Test whether candidate values tend to be larger than baseline values.
 
     `alternative` is "greater" (candidate larger), "less" or "two-sided". The p-value is exact
-    when there are no ties and the U distribution is small enough; otherwise it uses the normal
+    when there are no ties and m * n is at most 10,000. Otherwise it comes from the normal
     approximation with tie and continuity corrections.
     """
     if not baseline or not candidate:

@@ -109,7 +109,8 @@ def test_heavy_growth_blocks_without_timing(tmp_path: Path) -> None:
 def test_other_python_downgrades_module_findings(tmp_path: Path) -> None:
     baseline = read_baseline(_record(tmp_path), binary="app:bin")
     environment = dataclasses.replace(ENVIRONMENT, python="3.12.1")
-    current = make_result(make_variant(STEADY_MS, importtime=GROWN_IMPORTS), environment=environment)
+    variant = make_variant(STEADY_MS, importtime=GROWN_IMPORTS)
+    current = make_result(variant, environment=environment)
 
     report = evaluate(current, baseline=baseline)
 

@@ -11,7 +11,7 @@ import pytest
 from perfguard.startup import cli
 from perfguard.startup.baseline import read_baseline
 from perfguard.startup.clock import FakeClock
-from perfguard.startup.errors import InvalidBudgets, InvalidSpec
+from perfguard.startup.errors import CorruptBaseline, InvalidBudgets, InvalidSpec
 from perfguard.startup.results import RunFailure
 
 from .fakes import FakeHarnessRunner, make_result, make_variant
@@ -116,3 +116,15 @@ def test_real_run_through_main(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert status == 0
     assert "startup check passed" in capsys.readouterr().out
+
+
+def test_corrupt_baseline_before_measuring(tmp_path: Path) -> None:
+    path = tmp_path / "app.json"
+    path.write_text("{")
+    runner = FakeHarnessRunner(make_result(make_variant(STEADY_MS)))
+
+    with pytest.raises(CorruptBaseline, match="is not valid JSON"):
+        _run(["--baseline", str(path), "--", "app"], runner)
+
+    assert runner.specs == []
+    assert path.read_text() == "{"

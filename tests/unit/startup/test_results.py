@@ -24,8 +24,8 @@ DOCUMENT: Dict[str, Any] = {
             "converged": True,
             "warmup_runs": 2,
             "samples": [{
-                "wall_ns": 5, "max_rss_bytes": 1024, "user_s": 0.1, "sys_s": 0, "children_user_s": 0,
-                "children_sys_s": 0, "stdout_bytes": 0, "stderr_bytes": 0,
+                "wall_ns": 5, "max_rss_bytes": 1024, "user_s": 0.1, "sys_s": 0,
+                "children_user_s": 0, "children_sys_s": 0, "stdout_bytes": 0, "stderr_bytes": 0,
             }],
             "failures": [{"phase": "importtime", "kind": "spawn", "error": "ENOENT"}],
             "importtime": [{"stderr": "import time: 3 | 3 | json\n", "truncated": False}],

@@ -52,13 +52,13 @@ def record(python: Path, option: str, program: str, out: Path, env_level: str = 
 
 
 def main() -> None:
-    here = Path(__file__).parent
+    data_dir = Path(__file__).parent
     for version, python in INTERPRETERS.items():
-        record(python, "importtime", SAMPLE_PROGRAM, here / f"importtime-{version}.txt")
+        record(python, "importtime", SAMPLE_PROGRAM, data_dir / f"importtime-{version}.txt")
     # 3.13 accepts -X importtime=2 but reports the same as importtime=1; the cached-import
     # lines of importtime=2 arrived in 3.14.
-    record(INTERPRETERS["3.13"], "importtime=2", SAMPLE_PROGRAM, here / "importtime2-3.13.txt")
-    record(INTERPRETERS["3.11"], "", EXEC_PROGRAM, here / "importtime-exec-3.11.txt", "1")
+    record(INTERPRETERS["3.13"], "importtime=2", SAMPLE_PROGRAM, data_dir / "importtime2-3.13.txt")
+    record(INTERPRETERS["3.11"], "", EXEC_PROGRAM, data_dir / "importtime-exec-3.11.txt", "1")
 
 
 if __name__ == "__main__":
