@@ -14,14 +14,41 @@ import os
 import platform
 import resource
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 HARNESS_VERSION = 1
 IMPORTTIME_ENV = "PYTHONPROFILEIMPORTTIME"
+MODULES_FILE_ENV = "PERFGUARD_MODULES_FILE"
+# Runs as sitecustomize in importtime runs. It appends the names in sys.modules at exit, one per
+# line, then loads the sitecustomize it shadows, if any. Processes that exec or spawn Python
+# inherit the variables, so each of them appends its own list.
+MODULE_RECORDER = """
+import atexit, os, sys
+
+
+def _perfguard_record_modules():
+    path = os.environ.get("PERFGUARD_MODULES_FILE")
+    if path:
+        with open(path, "a") as modules_file:
+            modules_file.write("\\n".join(sorted(sys.modules)) + "\\n")
+
+
+atexit.register(_perfguard_record_modules)
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+_recorder = sys.modules.pop("sitecustomize")
+try:
+    import sitecustomize
+except ImportError:
+    # The import system expects this module in sys.modules when its body ends.
+    sys.modules["sitecustomize"] = _recorder
+"""
 # Seconds to keep draining pipes after the child exits, in case a grandchild keeps them open.
 PIPE_GRACE_S = 0.5
 
@@ -38,6 +65,7 @@ DEFAULTS = {
     "importtime": True,
     "importtime_runs": 1,
     "importtime_level": 1,
+    "record_modules": True,
     "max_output_bytes": 65536,
     "max_importtime_bytes": 16 * 1024 * 1024,
     "candidate": None,
@@ -71,8 +99,9 @@ def load_spec(data):
     problems.extend(_check_number(spec, "timeout_s", 0.0, False))
     if not isinstance(spec["importtime"], bool):
         problems.append("importtime: expected true or false, got {!r}".format(spec["importtime"]))
-    if not isinstance(spec["inherit_env"], bool):
-        problems.append("inherit_env: expected true or false")
+    for name in ("inherit_env", "record_modules"):
+        if not isinstance(spec[name], bool):
+            problems.append("{}: expected true or false, got {!r}".format(name, spec[name]))
     if spec["cwd"] is not None and not isinstance(spec["cwd"], str):
         problems.append("cwd: expected a path string or null, got {!r}".format(spec["cwd"]))
     if not problems and spec["max_runs"] < spec["min_runs"]:
@@ -402,13 +431,51 @@ def _run_and_record(spec, runner, variant, phase):
 
 def _run_importtime(spec, runner, variant):
     env = build_env(spec, variant["env"], importtime_level=spec["importtime_level"])
-    outcome = runner(variant["command"], env, spec["cwd"], spec["timeout_s"], 0,
-                     spec["max_importtime_bytes"])
+    work_dir = tempfile.mkdtemp(prefix="perfguard-modules-")
+    try:
+        modules_file = None
+        if spec["record_modules"]:
+            modules_file = _install_module_recorder(work_dir, env)
+        outcome = runner(variant["command"], env, spec["cwd"], spec["timeout_s"], 0,
+                         spec["max_importtime_bytes"])
+        modules = _read_module_list(modules_file) if modules_file else None
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
     if outcome["kind"] != "ok":
         variant["failures"].append(_failure("importtime", outcome))
         return
     variant["importtime"].append({"stderr": outcome["stderr"],
-                                  "truncated": outcome["stderr_truncated"]})
+                                  "truncated": outcome["stderr_truncated"],
+                                  "modules_at_exit": modules})
+
+
+def _install_module_recorder(work_dir, env):
+    """Put a sitecustomize on PYTHONPATH that writes sys.modules to a file at exit.
+
+    importtime lists failed import attempts too, so the names in sys.modules at exit are the
+    only record of what was really loaded. The recorder then imports any sitecustomize that it
+    shadows. Returns the path of the file the recorder writes.
+    """
+    with open(os.path.join(work_dir, "sitecustomize.py"), "w") as recorder:
+        recorder.write(MODULE_RECORDER)
+    modules_file = os.path.join(work_dir, "modules.txt")
+    env[MODULES_FILE_ENV] = modules_file
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (work_dir, env.get("PYTHONPATH")) if p)
+    return modules_file
+
+
+def _read_module_list(path):
+    """Return the sorted union of module names that every recording process wrote, or None.
+
+    None means that no process wrote the file: a launcher dropped PYTHONPATH, the program
+    ended through os._exit, or it ran no Python at all.
+    """
+    try:
+        with open(path) as modules_file:
+            names = {line.strip() for line in modules_file if line.strip()}
+    except OSError:
+        return None
+    return sorted(names)
 
 
 def _failure(phase, outcome):

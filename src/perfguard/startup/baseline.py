@@ -78,7 +78,12 @@ def build_baseline(
     walls = variant.wall_ns
     interval = median_ci(walls)
     timings = summarize_runs(variant.profiles)
-    modules = {name: (t.self_us, t.cumulative_us) for name, t in sorted(timings.items())}
+    # Modules loaded without an importtime line (for example those imported before profiling
+    # starts) get zero times, so the stored module set matches the checked one.
+    modules = {name: (0, 0) for name in variant.loaded_modules}
+    modules.update((name, (t.self_us, t.cumulative_us)) for name, t in timings.items()
+                   if name in variant.loaded_modules or not variant.loaded_modules)
+    modules = dict(sorted(modules.items()))
     return Baseline(
         binary=binary,
         recorded_at=(clock or SystemClock()).now().isoformat(timespec="seconds"),
@@ -103,12 +108,10 @@ def _stable_environment(result: HarnessResult) -> Dict[str, Any]:
 
 
 def snapshot_variant(variant: VariantResult) -> StartupSnapshot:
-    profiles = variant.profiles
-    modules = frozenset().union(*(p.module_names for p in profiles)) if profiles else frozenset()
     return StartupSnapshot(
         wall_ns=variant.wall_ns,
-        modules=modules,
-        package_self_us=sum_self_by_package(summarize_runs(profiles).values()),
+        modules=variant.loaded_modules,
+        package_self_us=sum_self_by_package(summarize_runs(variant.profiles).values()),
     )
 
 

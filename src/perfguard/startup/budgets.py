@@ -140,7 +140,7 @@ def evaluate(
     findings: List[Finding] = list(_check_failures(result, location))
     profiles = variant.profiles
     profile = profiles[0] if profiles else None
-    modules = frozenset().union(*(p.module_names for p in profiles)) if profiles else frozenset()
+    modules = variant.loaded_modules
     timings = summarize_runs(profiles)
     findings.extend(_check_timing(variant, budgets, location))
     findings.extend(_check_memory(variant, budgets, location))

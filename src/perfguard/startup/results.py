@@ -32,6 +32,7 @@ class HarnessSpec:
     command: Tuple[str, ...]
     env: Tuple[Tuple[str, str], ...] = ()
     inherit_env: bool = True
+    record_modules: bool = True
     cwd: Optional[str] = None
     warmup: int = 2
     min_runs: int = 7
@@ -74,6 +75,7 @@ class HarnessSpec:
             "command": list(self.command),
             "env": dict(self.env),
             "inherit_env": self.inherit_env,
+            "record_modules": self.record_modules,
             "cwd": self.cwd,
             "warmup": self.warmup,
             "min_runs": self.min_runs,
@@ -162,10 +164,15 @@ class RunFailure:
 
 @dataclass(frozen=True)
 class ImportTimeCapture:
-    """The stderr of one run with PYTHONPROFILEIMPORTTIME set; `truncated` keeps only the tail."""
+    """The stderr of one run with PYTHONPROFILEIMPORTTIME set.
+
+    `truncated` means that stderr was cut to its tail. `modules_at_exit` contains the names in
+    sys.modules when the program's processes exited, or None if no process recorded them.
+    """
 
     stderr: str
     truncated: bool
+    modules_at_exit: Optional[Tuple[str, ...]] = None
 
     @functools.cached_property
     def profile(self) -> ImportProfile:
@@ -194,6 +201,17 @@ class VariantResult:
     @property
     def profiles(self) -> Tuple[ImportProfile, ...]:
         return tuple(capture.profile for capture in self.importtime)
+
+    @property
+    def loaded_modules(self) -> frozenset[str]:
+        """Return the modules loaded in the importtime runs.
+
+        The names come from sys.modules at exit when every run recorded them. Otherwise they
+        come from the importtime output, which also lists imports that failed and were caught.
+        """
+        if self.importtime and all(c.modules_at_exit is not None for c in self.importtime):
+            return frozenset().union(*(c.modules_at_exit or () for c in self.importtime))
+        return frozenset().union(*(p.module_names for p in self.profiles))
 
 
 @dataclass(frozen=True)
@@ -273,7 +291,11 @@ def _read_variant(reader: _Reader) -> VariantResult:
         samples=tuple(_read_sample(item) for item in reader.children("samples")),
         failures=tuple(_read_failure(item) for item in reader.children("failures")),
         importtime=tuple(
-            ImportTimeCapture(item.string("stderr"), item.boolean("truncated"))
+            ImportTimeCapture(
+                item.string("stderr"),
+                item.boolean("truncated"),
+                item.optional_strings("modules_at_exit"),
+            )
             for item in reader.children("importtime")
         ),
         converged=reader.boolean("converged"),
@@ -364,6 +386,9 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self._fail(key, "a list of strings")
         return value
+
+    def optional_strings(self, key: str) -> Optional[Tuple[str, ...]]:
+        return None if self._data.get(key) is None else tuple(self.strings(key))
 
     def integer(self, key: str, minimum: int = 0) -> int:
         value = self._get(key)

@@ -189,6 +189,39 @@ def test_prohibited_module_chain(tmp_path: Path) -> None:
     assert report.heavy_packages == ("pandas",)
 
 
+def test_failed_optional_import_not_prohibited(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "try:\n    import pandas\nexcept ImportError:\n    pass"]
+
+    result = _measure(command, env={"PYTHONPATH": str(tmp_path)})
+    report = evaluate(result, prohibited=("pandas",))
+
+    capture = result.baseline.importtime[0]
+    assert "pandas" in capture.profile.module_names
+    assert capture.modules_at_exit is not None
+    assert "pandas" not in capture.modules_at_exit
+    assert "pandas" not in result.baseline.loaded_modules
+    assert [f.rule_id for f in report.findings if f.rule_id == "prohibited-module"] == []
+
+
+def test_existing_sitecustomize_still_runs(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.stdout.write('custom')\n")
+    command = [sys.executable, "-c", "import json"]
+
+    result = _measure(command, env={"PYTHONPATH": str(tmp_path)})
+
+    assert [s.stdout_bytes for s in result.baseline.samples] == [6, 6]
+    modules = result.baseline.importtime[0].modules_at_exit
+    assert modules is not None
+    assert "json" in modules
+
+
+def test_without_module_recorder(tmp_path: Path) -> None:
+    result = _measure([sys.executable, "-c", "import json"], record_modules=False)
+
+    assert result.baseline.importtime[0].modules_at_exit is None
+    assert "json" in result.baseline.loaded_modules
+
+
 def test_ab_interleaved(tmp_path: Path) -> None:
     spec = HarnessSpec.build(
         [sys.executable, "-c", "pass"],

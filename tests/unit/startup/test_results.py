@@ -28,7 +28,8 @@ DOCUMENT: Dict[str, Any] = {
                 "children_user_s": 0, "children_sys_s": 0, "stdout_bytes": 0, "stderr_bytes": 0,
             }],
             "failures": [{"phase": "importtime", "kind": "spawn", "error": "ENOENT"}],
-            "importtime": [{"stderr": "import time: 3 | 3 | json\n", "truncated": False}],
+            "importtime": [{"stderr": "import time: 3 | 3 | json\nimport time: 2 | 2 | yaml\n",
+                            "truncated": False, "modules_at_exit": ["json", "sys"]}],
         },
     },
 }
@@ -41,7 +42,8 @@ def test_valid_document() -> None:
     assert result.measured is result.baseline
     assert result.baseline.wall_ns == (5,)
     assert result.baseline.failures[0].describe() == "could not start: ENOENT"
-    assert result.baseline.profiles[0].module_names == frozenset({"json"})
+    assert result.baseline.profiles[0].module_names == frozenset({"json", "yaml"})
+    assert result.baseline.loaded_modules == frozenset({"json", "sys"})
     assert result.environment.loadavg == (0.5, 0.4, 0.3)
 
 
@@ -59,6 +61,8 @@ def test_valid_document() -> None:
         (("variants", "baseline", "command"), "python app.pex",
          "command: expected a list of strings"),
         (("environment",), [], "harness output.environment: expected a JSON object, got list"),
+        (("variants", "baseline", "importtime", 0, "modules_at_exit"), "json",
+         "importtime[0].modules_at_exit: expected a list of strings, got 'json'"),
     ],
 )
 def test_malformed_field(path: tuple, value: Any, message: str) -> None:
