@@ -34,6 +34,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=sys.executable,
         help="Interpreter that parses the sources (default: the one running perfguard).",
     )
+
     parser.add_argument(
         "--heavy",
         action="append",
@@ -53,6 +54,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=DEFAULT_CLASS_LINE_LIMIT,
         help="Maximum number of lines in a class before `god-object` reports it.",
     )
+
     parser.add_argument(
         "--severity",
         action="append",
@@ -74,6 +76,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         metavar="PATH",
         help="Report only findings in these files and cycles through them. Repeat for more.",
     )
+
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--baseline", metavar="FILE", help="JSON baseline of accepted findings.")
     parser.add_argument(

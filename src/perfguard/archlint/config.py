@@ -219,7 +219,9 @@ def _check_globs(values: Iterable[str], problems: List[str]) -> Tuple[str, ...]:
     checked = []
     for value in values:
         if not isinstance(value, str) or not value.strip():
-            problems.append(f"protocol_globs: {value!r} is empty. Use a glob like `**/protocols.py`.")
+            problems.append(
+                f"protocol_globs: {value!r} is empty. Use a glob like `**/protocols.py`."
+            )
         elif value.startswith("/") or "\\" in value:
             problems.append(
                 f"protocol_globs: {value!r} is not build-root-relative. "

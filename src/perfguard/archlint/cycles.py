@@ -40,7 +40,7 @@ class CycleKind(enum.Enum):
 
 
 class BreakingMethod(enum.Enum):
-    """How the breaking edges of a component were computed."""
+    """Method that computed a component's breaking edges."""
 
     exact = "exact"
     greedy = "greedy"

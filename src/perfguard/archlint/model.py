@@ -181,11 +181,12 @@ class FileAnalysis:
     def from_json(cls, data: Any, where: str = "file") -> FileAnalysis:
         obj = _require_object(data, where)
         error_data = obj.get("error")
+        error = None if error_data is None else ProbeError.from_json(error_data, f"{where}.error")
         return cls(
             path=_field(obj, "path", str, where),
             module=_field(obj, "module", str, where),
             lines=_field(obj, "lines", int, where),
-            error=None if error_data is None else ProbeError.from_json(error_data, f"{where}.error"),
+            error=error,
             imports=_records(obj, "imports", ImportRecord, where),
             classes=_records(obj, "classes", ClassRecord, where),
             runtime_uses_of_typing_names=_records(
@@ -217,7 +218,9 @@ class ProbeResult:
             raise _invalid("probe output", "files", "a list", files)
         return cls(
             python=_field(obj, "python", str, "probe output"),
-            files=tuple(FileAnalysis.from_json(item, f"files[{i}]") for i, item in enumerate(files)),
+            files=tuple(
+                FileAnalysis.from_json(item, f"files[{index}]") for index, item in enumerate(files)
+            ),
         )
 
 

@@ -35,7 +35,11 @@ RUNTIME_USE_CASES: List[Tuple[str, str, List[str]]] = [
     ("cast unquoted", "y = cast(Thing, 1)", ["cast"]),
     ("cast quoted", "y = cast('Thing', 1)", []),
     ("guarded use", "if TYPE_CHECKING:\n    y = Thing", []),
-    ("runtime fallback", "if not TYPE_CHECKING:\n    Thing = object\nclass A(Thing):\n    pass", []),
+    (
+        "runtime fallback",
+        "if not TYPE_CHECKING:\n    Thing = object\nclass A(Thing):\n    pass",
+        [],
+    ),
 ]
 
 
@@ -88,7 +92,8 @@ SUPPRESSION_CASES = [
      [(1, ("heavy-import", "import-cycle"), "legacy")]),
     ("no rule list", "import a  # perfguard: ignore because", [(1, (), "because")]),
     ("inside a string", "text = '# perfguard: ignore[heavy-import] nope'", []),
-    ("second line", "import a\nimport b  # perfguard: ignore[god-object] ok", [(2, ("god-object",), "ok")]),
+    ("second line", "import a\nimport b  # perfguard: ignore[god-object] ok",
+     [(2, ("god-object",), "ok")]),
 ]
 
 
@@ -219,7 +224,11 @@ def test_bad_input_is_error_entry(
 @pytest.mark.parametrize("version", ["3.7", "3.9", "3.12"])
 def test_coding_cookie_latin1(tmp_path: Path, version: str) -> None:
     python = require_python(version)
-    data = "# -*- coding: latin-1 -*-\nname = 'caf\u00e9'\nimport json  # perfguard: ignore[heavy-import] r\u00e9sum\u00e9\n"
+    data = (
+        "# -*- coding: latin-1 -*-\n"
+        "name = 'caf\u00e9'\n"
+        "import json  # perfguard: ignore[heavy-import] r\u00e9sum\u00e9\n"
+    )
 
     analysis = probe_sources(tmp_path, python, {"pkg.latin": data.encode("latin-1")}).files[0]
 
