@@ -26,9 +26,10 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 logger = logging.getLogger(__name__)
 
 _HEADER = re.compile(r"import time:\s+self \[us\] \|\s+cumulative \|\s+imported package")
-# Groups: self time, cumulative time, indentation, module name.
+# Groups: self time, cumulative time, indentation, module name. Self time can be negative when
+# imports in two threads overlap, because CPython subtracts the other thread's time.
 _LINE = re.compile(
-    r"import time:\s+(\d+|cached)\s+\|\s+(\d+|cached)\s+\| ( *)([^\s|]+)\s*$"
+    r"import time:\s+(-?\d+|cached)\s+\|\s+(-?\d+|cached)\s+\| ( *)([^\s|]+)\s*$"
 )
 
 
@@ -82,7 +83,10 @@ class ImportProfile:
 
     @property
     def total_us(self) -> int:
-        """Return the summed cumulative time of all top-level imports in all processes."""
+        """Return the summed cumulative time of all top-level imports in all processes.
+
+        Imports in concurrent threads overlap in time, so the sum can exceed the elapsed time.
+        """
         return sum(self.nodes[i].cumulative_us for i in self.roots if not self.nodes[i].cached)
 
     def find_first_node(self, module: str) -> Optional[ImportNode]:
@@ -186,9 +190,9 @@ class _TreeBuilder:
     prints a module after everything it imported. Lines left pending when a new process starts
     or the text ends become roots.
 
-    NOTE: imports running at the same time in several threads share one nesting counter in
-    CPython, so their lines can carry depths that belong to the other thread. Such lines still
-    land in the tree, possibly under the wrong parent.
+    NOTE: imports running at the same time in several threads share one nesting counter and one
+    child-time total in CPython, so their lines can carry the other thread's depth and a
+    negative self time. Such lines still land in the tree, possibly under the wrong parent.
     """
 
     def __init__(self) -> None:
@@ -210,7 +214,13 @@ class _TreeBuilder:
         index = len(self._nodes)
         children: List[int] = []
         while self._pending and self._nodes[self._pending[-1]].depth > depth:
-            children.append(self._pending.pop())
+            child = self._pending.pop()
+            if self._nodes[child].cumulative_us > cumulative_us:
+                # A child cannot take longer than its importer, so this line came from an
+                # import in another thread. Its importer is unknown, so it becomes a root.
+                self._roots.append(child)
+            else:
+                children.append(child)
         for child in children:
             self._parents[child] = index
         node = ImportNode(

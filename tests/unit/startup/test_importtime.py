@@ -87,6 +87,22 @@ def test_exec_second_process() -> None:
     assert profile.find_first_node("csv").process == 0  # type: ignore[union-attr]
 
 
+def test_concurrent_thread_imports() -> None:
+    # Two threads imported a_mod and b_mod at the same time; CPython printed a_mod at depth 2
+    # just before b_child at depth 1, and gave b_child a negative self time.
+    profile = parse_importtime((DATA / "importtime-threads-3.12.txt").read_text())
+
+    assert profile.ignored_lines == 0
+    assert len(profile.nodes) == 55
+    assert profile.modules["b_child"].self_us == -54477
+    assert profile.import_chain("a_child") == ("a_mod", "a_child")
+    assert profile.import_chain("b_child") == ("b_mod", "b_child")
+    a_mod = profile.find_first_node("a_mod")
+    assert a_mod is not None
+    assert a_mod.parent is None
+    assert profile.total_us == 217587
+
+
 def test_cached_imports_314() -> None:
     profile = parse_importtime((DATA / "importtime2-3.14.txt").read_text())
 

@@ -9,6 +9,7 @@ imports one module from a thread.
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 PYENV = Path("/root/.pyenv/versions")
@@ -39,6 +40,23 @@ import csv
 os.execv(sys.executable, [sys.executable, "-c", "import json"])
 """
 
+# Two threads import slow modules at the same time, so their importtime lines interleave.
+THREADS_PROGRAM = """
+import threading
+threads = [threading.Thread(target=__import__, args=(name,)) for name in ("a_mod", "b_mod")]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+import json
+"""
+THREAD_MODULES = {
+    "a_mod.py": "import time\ntime.sleep(0.05)\nimport a_child\n",
+    "a_child.py": "VALUE = 1\n",
+    "b_mod.py": "import time\ntime.sleep(0.02)\nimport b_child\ntime.sleep(0.05)\n",
+    "b_child.py": "import time\ntime.sleep(0.04)\n",
+}
+
 
 def record(python: Path, option: str, program: str, out: Path, env_level: str = "") -> None:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPROFILEIMPORTTIME"}
@@ -59,6 +77,12 @@ def main() -> None:
     # lines of importtime=2 arrived in 3.14.
     record(INTERPRETERS["3.13"], "importtime=2", SAMPLE_PROGRAM, data_dir / "importtime2-3.13.txt")
     record(INTERPRETERS["3.11"], "", EXEC_PROGRAM, data_dir / "importtime-exec-3.11.txt", "1")
+    with tempfile.TemporaryDirectory() as modules_dir:
+        for name, source in THREAD_MODULES.items():
+            Path(modules_dir, name).write_text(source)
+        os.environ["PYTHONPATH"] = modules_dir
+        record(INTERPRETERS["3.12"], "importtime", THREADS_PROGRAM,
+               data_dir / "importtime-threads-3.12.txt")
 
 
 if __name__ == "__main__":
