@@ -101,6 +101,16 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         "runtime", False, "import",
     ),
     (
+        "else of unrelated and",
+        """
+        if debug and verbose:
+            pass
+        else:
+            import target_mod
+        """,
+        "runtime", False, "import",
+    ),
+    (
         "not TYPE_CHECKING runs",
         """
         from typing import TYPE_CHECKING
