@@ -61,7 +61,9 @@ class SubprocessHarnessRunner(HarnessRunner):
             )
         return HarnessResult.from_json(completed.stdout, source=f"output of {self._harness_path}")
 
-    def _run_harness(self, argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess:
+    def _run_harness(
+        self, argv: Sequence[str], timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
         started = self._clock.monotonic_ns()
         logger.debug("Starting startup harness: %s", " ".join(argv))
         try:

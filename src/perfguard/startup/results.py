@@ -156,7 +156,7 @@ class RunFailure:
         if self.kind == "spawn":
             return f"could not start: {self.error}"
         if self.kind == "timeout":
-            return f"timed out after {self.wall_ns / 1e9:.1f} s and was killed"
+            return f"timed out after {(self.wall_ns or 0) / 1e9:.1f} s and was killed"
         if self.kind == "signal":
             return f"was killed by {self.signal_name or self.signal}"
         return f"exited with status {self.exit_code}"

@@ -22,14 +22,14 @@ from perfguard.startup.results import HarnessResult, HarnessSpec
 
 PYTHON_37 = Path("/root/.pyenv/versions/3.7.16/bin/python3.7")
 PYTHON_313 = Path("/root/.pyenv/versions/3.13.0/bin/python3.13")
-FAST = {"warmup": 0, "min_runs": 2, "max_runs": 2, "timeout_s": 20.0}
+FAST: Dict[str, Any] = {"warmup": 0, "min_runs": 2, "max_runs": 2, "timeout_s": 20.0}
 
 
 def _load_harness() -> ModuleType:
     spec = importlib.util.spec_from_file_location("startup_harness", HARNESS_PATH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[attr-defined]
+    spec.loader.exec_module(module)
     return module
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import pytest
 
@@ -65,7 +65,7 @@ def test_valid_document() -> None:
          "importtime[0].modules_at_exit: expected a list of strings, got 'json'"),
     ],
 )
-def test_malformed_field(path: tuple, value: Any, message: str) -> None:
+def test_malformed_field(path: Tuple[Any, ...], value: Any, message: str) -> None:
     document = copy.deepcopy(DOCUMENT)
     target = document
     for key in path[:-1]:

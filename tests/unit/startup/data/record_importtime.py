@@ -8,7 +8,6 @@ imports one module from a thread.
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -86,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
