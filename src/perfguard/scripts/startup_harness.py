@@ -4,8 +4,19 @@ Usage: python startup_harness.py SPEC.json
 
 The harness writes one JSON document to stdout (schema `HARNESS_VERSION`). It uses only the
 standard library and Python 3.7 syntax, because it runs inside a build sandbox under whatever
-interpreter the measured binary uses. Invalid specs exit with status 2 and a message on
-stderr; measured failures (non-zero exit, signal, time-out) are part of the JSON document.
+interpreter the measured binary uses. Invalid specs exit with status 2 and a message on stderr.
+
+Spec fields (defaults in DEFAULTS): `command` is the argv to measure, and `env` is laid over the
+harness's own environment (or replaces it when `inherit_env` is false). After `warmup` runs, timed
+runs continue until the 95% CI of the median wall time is within `target_rel_ci` of the median,
+with at least `min_runs` and at most `max_runs` runs. Then `importtime_runs` runs with
+PYTHONPROFILEIMPORTTIME set capture the import profile from stderr, and with `record_modules`
+a sitecustomize records sys.modules at exit. A `candidate` command is run interleaved with
+`command` for A/B comparisons.
+
+A run that exits non-zero, dies by a signal or passes `timeout_s` is recorded as a failure,
+with the last `max_output_bytes` of its stderr, and ends the runs of that command. Output
+volume alone is not a failure: stdout and stderr are drained, counted and cut to their tails.
 """
 
 import json

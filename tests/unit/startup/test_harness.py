@@ -111,6 +111,17 @@ def test_signal_failure(tmp_path: Path) -> None:
     assert "killed by SIGSEGV" in evaluate(result).findings[0].message
 
 
+def test_missing_executable(tmp_path: Path) -> None:
+    result = _measure([str(tmp_path / "no-such-binary")])
+
+    failure = result.baseline.failures[0]
+    assert failure.kind == "spawn"
+    assert "FileNotFoundError" in failure.error
+    finding = evaluate(result).findings[0]
+    assert finding.rule_id == "binary-failed"
+    assert "could not start: FileNotFoundError" in finding.message
+
+
 def test_timeout_kills_process_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
     command = [sys.executable, _script(tmp_path, f"""
