@@ -138,7 +138,8 @@ class RunFailure:
     """A run that did not exit with status 0.
 
     `kind` is one of exit, signal, timeout or spawn. A spawn failure means that the command
-    could not be started, and `error` contains the OS error. `stderr_tail` holds the last bytes of stderr, decoded as UTF-8.
+    could not be started, and `error` contains the OS error. `stderr_tail` contains the last
+    bytes of stderr, decoded as UTF-8.
     """
 
     phase: str
