@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -91,9 +92,19 @@ def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "Invalid severity 'loud'" in severity_err
 
 
+def _python_with_pip() -> str:
+    # Under `pants test` the interpreter is a pex venv without pip, so fall back to PATH.
+    for candidate in (sys.executable, shutil.which("python3"), shutil.which("python")):
+        if candidate and subprocess.run(
+            [candidate, "-m", "pip", "--version"], capture_output=True, check=False
+        ).returncode == 0:
+            return candidate
+    pytest.skip("No Python with pip was found to download the sdist.")
+
+
 def _download_sdist(target: Path) -> Path:
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+        _python_with_pip(), "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
         f"{SDIST_NAME}=={SDIST_VERSION}", "-d", str(target),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)

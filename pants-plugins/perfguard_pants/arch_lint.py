@@ -1,0 +1,329 @@
+"""The `arch-lint` goal: perfguard's architecture rules on the build's Python targets."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import Enum
+from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+
+from perfguard.archlint.output import (
+    EXIT_OK,
+    EXIT_USAGE,
+    exit_code_for,
+    render_json,
+    render_text,
+    reported_findings,
+)
+from perfguard.archlint.baseline import apply_baseline, build_baseline, read_baseline, write_baseline
+from perfguard.archlint.config import DEFAULT_HEAVY_MODULES, ArchLintConfig
+from perfguard.archlint.model import FileAnalysis
+from perfguard.archlint.probe import ProbeInput, build_manifest, load_probe_output, read_probe_script
+from perfguard.archlint.rules import analyze
+from perfguard.errors import PerfguardError
+from perfguard_pants import engine_calls
+from perfguard_pants.fields import ArchLintProtocolField, SkipArchLintField
+
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import InterpreterConstraintsField, PythonSourceField
+from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
+from pants.engine.console import Console
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import collect_rules, goal_rule
+from pants.engine.target import FieldSet, FilteredTargets, Target
+from pants.option.option_types import BoolOption, DictOption, EnumOption, IntOption, StrListOption, StrOption
+from pants.base.build_root import BuildRoot
+from pants.util.logging import LogLevel
+from pants.util.strutil import pluralize, softwrap
+
+logger = logging.getLogger(__name__)
+
+_SCRIPT_DIR = "__perfguard"
+_PROBE_PATH = f"{_SCRIPT_DIR}/import_probe.py"
+_MANIFEST_PATH = f"{_SCRIPT_DIR}/manifest.json"
+
+
+class ArchLintOutputFormat(Enum):
+    """How `arch-lint` prints its findings."""
+
+    text = "text"  # One `path:line: rule-id message` line per finding, then a summary.
+    json = "json"  # One JSON document (the schema is in perfguard.archlint.output).
+
+
+class ArchLintSubsystem(GoalSubsystem):
+    name = "arch-lint"
+    help = "Check Python sources against perfguard's architecture rules."
+
+    heavy_modules = StrListOption(
+        default=list(DEFAULT_HEAVY_MODULES),
+        help=softwrap(
+            """
+            Modules that are slow to import. Protocol files must not import them at runtime;
+            submodules count (`sqlalchemy.orm`) and names that only start alike do not
+            (`numpyro`).
+            """
+        ),
+    )
+    protocol_globs = StrListOption(
+        default=[],
+        help=softwrap(
+            """
+            Build-root-relative globs of protocol or interface files, such as
+            `**/protocols.py`. The `arch_lint_protocol` field marks them per target too.
+            """
+        ),
+    )
+    class_line_limit = IntOption(
+        default=500, help="Classes longer than this many lines are reported as `god-object`."
+    )
+    severities = DictOption[str](
+        default={},
+        help="Severity per rule id, for example `{'god-object': 'error'}`.",
+    )
+    allow = StrListOption(
+        default=[],
+        help="Accepted findings, as `rule-id:path-glob` or `rule-id:module` entries.",
+    )
+    baseline = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            Build-root-relative path of a baseline of accepted findings. Only findings missing
+            from it fail; entries that no longer match are listed.
+            """
+        ),
+    )
+    update_baseline = BoolOption(
+        default=False,
+        help="If true, write the current findings to `[arch-lint].baseline` and pass.",
+    )
+    output_format = EnumOption(
+        default=ArchLintOutputFormat.text, help="Output format for the findings."
+    )
+    batch_size = IntOption(
+        default=64,
+        advanced=True,
+        help="Files parsed per sandboxed process. Smaller batches are re-run less after an edit.",
+    )
+
+
+class ArchLint(Goal):
+    subsystem_cls = ArchLintSubsystem
+    environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
+
+
+@dataclass(frozen=True)
+class ArchLintFieldSet(FieldSet):
+    required_fields = (PythonSourceField,)
+
+    source: PythonSourceField
+    interpreter_constraints: InterpreterConstraintsField
+
+    @classmethod
+    def opt_out(cls, tgt: Target) -> bool:
+        return tgt.get(SkipArchLintField).value
+
+
+def _config(subsystem: ArchLintSubsystem, roots: Iterable[Target]) -> ArchLintConfig:
+    marked = [
+        _escape_glob(tgt[PythonSourceField].file_path)
+        for tgt in roots
+        if tgt.get(ArchLintProtocolField).value
+    ]
+    return ArchLintConfig.from_options(
+        heavy_modules=subsystem.heavy_modules,
+        protocol_globs=(*subsystem.protocol_globs, *marked),
+        class_line_limit=subsystem.class_line_limit,
+        severities=subsystem.severities,
+        allowed_exceptions=subsystem.allow,
+    )
+
+
+def _escape_glob(path: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in path)
+
+
+def _python_file_targets(targets: Iterable[Target]) -> List[Target]:
+    by_path: Dict[str, Target] = {}
+    for tgt in targets:
+        if tgt.has_field(PythonSourceField):
+            by_path.setdefault(tgt[PythonSourceField].file_path, tgt)
+    return [by_path[path] for path in sorted(by_path)]
+
+
+def _file_edges(files: Sequence[Target], dependencies: Sequence[Iterable[Target]]) -> Dict[str, Tuple[str, ...]]:
+    edges: Dict[str, Tuple[str, ...]] = {}
+    for tgt, deps in zip(files, dependencies):
+        importer = tgt[PythonSourceField].file_path
+        imported = {
+            dep[PythonSourceField].file_path for dep in deps if dep.has_field(PythonSourceField)
+        }
+        imported.discard(importer)
+        edges[importer] = tuple(sorted(imported))
+    return edges
+
+
+async def _module_names(paths: Iterable[str]) -> Dict[str, str]:
+    paths = list(paths)
+    roots = await engine_calls.source_roots(paths)
+    modules = {}
+    for path in paths:
+        root = roots.path_to_root.get(_pure(path))
+        relative = os.path.relpath(path, root.path) if root and root.path not in ("", ".") else path
+        module = relative[: -len(".py")].replace(os.sep, ".")
+        if module.endswith(".__init__"):
+            module = module[: -len(".__init__")]
+        modules[path] = module
+    return modules
+
+
+def _pure(path: str):  # type: ignore[no-untyped-def]
+    from pathlib import PurePath
+
+    return PurePath(path)
+
+
+async def _probe(
+    files: Sequence[Target],
+    modules: Mapping[str, str],
+    batch_size: int,
+    python_setup: PythonSetup,
+) -> Tuple[List[FileAnalysis], List[str]]:
+    """Parse `files` in batches, each batch under the interpreter that its targets run on."""
+    groups: Dict[InterpreterConstraints, List[Target]] = defaultdict(list)
+    for tgt in files:
+        ics = InterpreterConstraints.create_from_compatibility_fields(
+            [tgt[InterpreterConstraintsField]], python_setup
+        )
+        groups[ics].append(tgt)
+    constraints = sorted(groups, key=str)
+    pythons = dict(zip(constraints, await engine_calls.pythons_for(constraints)))
+    size = max(1, batch_size)
+    batches = [
+        (ics, groups[ics][start : start + size])
+        for ics in constraints
+        for start in range(0, len(groups[ics]), size)
+    ]
+
+    sources = await engine_calls.python_sources([batch for _, batch in batches])
+    inputs = [
+        {
+            _PROBE_PATH: read_probe_script(),
+            _MANIFEST_PATH: build_manifest([_probe_input(tgt, modules) for tgt in batch]).encode(),
+        }
+        for _, batch in batches
+    ]
+    scripts = await engine_calls.create_digests(inputs)
+    digests = await engine_calls.merge_digests(
+        [(script, source.snapshot.digest) for script, source in zip(scripts, sources)]
+    )
+    processes = [
+        Process(
+            argv=(pythons[ics].path, _PROBE_PATH, _MANIFEST_PATH),
+            input_digest=digest,
+            append_only_caches=pythons[ics].append_only_caches,
+            immutable_input_digests=pythons[ics].immutable_input_digests,
+            description=f"Parse {pluralize(len(batch), 'file')} for arch-lint ({ics})",
+            level=LogLevel.DEBUG,
+        )
+        for (ics, batch), digest in zip(batches, digests)
+    ]
+    results = await engine_calls.run_processes(processes)
+
+    analyses: List[FileAnalysis] = []
+    failures: List[str] = []
+    for (ics, batch), result in zip(batches, results):
+        if result.exit_code != 0:
+            failures.append(_probe_failure(str(ics), batch, result))
+            continue
+        try:
+            analyses.extend(load_probe_output(result.stdout.decode()).files)
+        except PerfguardError as e:
+            failures.append(f"arch-lint: {e}")
+    return analyses, failures
+
+
+def _probe_input(tgt: Target, modules: Mapping[str, str]) -> ProbeInput:
+    path = tgt[PythonSourceField].file_path
+    return ProbeInput(
+        path=path, module=modules[path], is_package=os.path.basename(path) == "__init__.py"
+    )
+
+
+def _probe_failure(ics_text: str, batch: Sequence[Target], result: FallibleProcessResult) -> str:
+    tail = result.stderr.decode(errors="replace")[-2000:]
+    first = batch[0][PythonSourceField].file_path
+    return softwrap(
+        f"""
+        arch-lint: the source parser failed (exit code {result.exit_code}) on a batch of
+        {pluralize(len(batch), 'file')} starting at {first}, under {ics_text}. Rerun with
+        `--keep-sandboxes=on_failure` to inspect it. Its stderr ended with:
+        """
+    ) + "\n" + tail
+
+
+@goal_rule
+async def run_arch_lint(
+    console: Console,
+    subsystem: ArchLintSubsystem,
+    targets: FilteredTargets,
+    python_setup: PythonSetup,
+    build_root: BuildRoot,
+) -> ArchLint:
+    roots = [tgt for tgt in targets if tgt.has_field(PythonSourceField)]
+    focus = {tgt[PythonSourceField].file_path for tgt in roots if ArchLintFieldSet.is_applicable(tgt)}
+    try:
+        config = _config(subsystem, roots)
+    except PerfguardError as e:
+        console.print_stderr(f"arch-lint: {e}")
+        return ArchLint(exit_code=EXIT_USAGE)
+    if not focus:
+        console.print_stderr("arch-lint: no Python source targets matched; nothing to check.")
+        return ArchLint(exit_code=EXIT_OK)
+
+    closure = await engine_calls.transitive_targets(tgt.address for tgt in roots)
+    files = _python_file_targets(closure.closure)
+    dependencies = await engine_calls.dependencies_of(files)
+    edges = _file_edges(files, dependencies)
+    modules = await _module_names(tgt[PythonSourceField].file_path for tgt in files)
+    analyses, failures = await _probe(files, modules, subsystem.batch_size, python_setup)
+    if failures:
+        for failure in failures:
+            console.print_stderr(failure)
+        return ArchLint(exit_code=EXIT_USAGE)
+
+    result = analyze(analyses, config, edges=edges, focus_paths=focus)
+    baseline_result = None
+    if subsystem.update_baseline and not subsystem.baseline:
+        console.print_stderr(
+            "arch-lint: `--arch-lint-update-baseline` needs `[arch-lint].baseline`, the file to "
+            "write, for example `--arch-lint-baseline=arch-lint-baseline.json`."
+        )
+        return ArchLint(exit_code=EXIT_USAGE)
+    if subsystem.baseline:
+        baseline_path = os.path.join(build_root.path, subsystem.baseline)
+        try:
+            if subsystem.update_baseline:
+                write_baseline(baseline_path, build_baseline(result.findings))
+                console.print_stderr(
+                    f"arch-lint: wrote {pluralize(len(result.findings), 'finding')} to "
+                    f"{subsystem.baseline}."
+                )
+                return ArchLint(exit_code=EXIT_OK)
+            baseline_result = apply_baseline(result.findings, read_baseline(baseline_path))
+        except PerfguardError as e:
+            console.print_stderr(f"arch-lint: {e}")
+            return ArchLint(exit_code=EXIT_USAGE)
+
+    if subsystem.output_format == ArchLintOutputFormat.json:
+        console.print_stdout(render_json(result, baseline_result))
+    else:
+        console.print_stdout(render_text(result, baseline_result))
+    return ArchLint(exit_code=exit_code_for(reported_findings(result, baseline_result)))
+
+
+def rules():  # type: ignore[no-untyped-def]
+    return collect_rules()

@@ -1,0 +1,363 @@
+"""The `startup-check` goal: build `pex_binary` targets and measure their startup in sandboxes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from perfguard.startup.baseline import build_baseline, read_baseline, write_baseline
+from perfguard.startup.budgets import Budgets, StartupReport, evaluate
+from perfguard.startup.errors import StartupCheckError
+from perfguard.startup.results import HarnessResult, HarnessSpec
+from perfguard_pants import engine_calls
+from perfguard_pants.arch_lint import ArchLintSubsystem
+from perfguard_pants.engine_calls import BinaryBuild
+from perfguard_pants.fields import (
+    SkipStartupCheckField,
+    StartupBudgetMsField,
+    StartupCheckArgsField,
+    StartupCheckEnvField,
+    StartupHeavyImportsBudgetField,
+    StartupImportBudgetMsField,
+    StartupMemoryBudgetMbField,
+)
+
+from pants.backend.python.goals.package_pex_binary import PexBinaryFieldSet
+from pants.base.build_root import BuildRoot
+from pants.engine.console import Console
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.internals.session import RunId
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResultMetadata
+from pants.engine.rules import collect_rules, goal_rule
+from pants.engine.target import FilteredTargets, Target
+from pants.option.option_types import BoolOption, FloatOption, IntOption, StrListOption, StrOption
+from pants.util.logging import LogLevel
+from pants.util.strutil import pluralize, softwrap
+
+logger = logging.getLogger(__name__)
+
+_SCRIPT_DIR = "__perfguard"
+_HARNESS_PATH = f"{_SCRIPT_DIR}/startup_harness.py"
+_SPEC_PATH = f"{_SCRIPT_DIR}/spec.json"
+
+EXIT_OK = 0
+EXIT_BLOCKING = 1
+EXIT_USAGE = 2
+
+
+class StartupCheckSubsystem(GoalSubsystem):
+    name = "startup-check"
+    help = "Build `pex_binary` targets and check their startup time and memory against budgets."
+
+    budget_ms = FloatOption(default=500.0, help="Startup time budget per binary, in milliseconds.")
+    memory_budget_mb = FloatOption(
+        default=100.0, help="Peak memory (RSS) budget per binary, in megabytes (10^6 bytes)."
+    )
+    import_budget_ms = FloatOption(
+        default=100.0, help="Budget for the cumulative time of any single import, in milliseconds."
+    )
+    heavy_imports_budget = IntOption(
+        default=3, help="Number of heavy modules a binary may load at startup."
+    )
+    prohibited_modules = StrListOption(
+        default=None,
+        help=softwrap(
+            """
+            Modules that must not be loaded at startup. Defaults to
+            `[arch-lint].heavy_modules`.
+            """
+        ),
+    )
+    warmup = IntOption(default=2, help="Untimed runs before the timed ones.")
+    min_runs = IntOption(default=7, help="Fewest timed runs per binary.")
+    max_runs = IntOption(
+        default=40,
+        help=softwrap(
+            """
+            Most timed runs per binary. Runs continue past `[startup-check].min_runs` until
+            the confidence interval of the median is within `[startup-check].target_rel_ci`.
+            """
+        ),
+    )
+    target_rel_ci = FloatOption(
+        default=0.03,
+        advanced=True,
+        help="Stop timing once the 95% confidence interval is within this fraction of the median.",
+    )
+    timeout = FloatOption(
+        default=30.0, help="Seconds one run of a binary may take before it is killed as hung."
+    )
+    baseline_dir = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            Build-root-relative folder of stored baselines, one JSON file per binary. When set,
+            each binary is also checked for regressions against its baseline.
+            """
+        ),
+    )
+    update_baseline = BoolOption(
+        default=False,
+        help="If true, write each binary's measurement to `[startup-check].baseline_dir`.",
+    )
+    force = BoolOption(
+        default=False,
+        help="If true, measure again even when the build has a cached result for the binary.",
+    )
+    trust_remote_timings = BoolOption(
+        default=False,
+        advanced=True,
+        help=softwrap(
+            """
+            If true, accept measurements from the remote cache. They were taken on another
+            machine, so by default a remote hit is measured again here.
+            """
+        ),
+    )
+
+
+class StartupCheck(Goal):
+    subsystem_cls = StartupCheckSubsystem
+    environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
+
+
+@dataclass(frozen=True)
+class _Measured:
+    address: str
+    report: Optional[StartupReport]
+    result: Optional[HarnessResult]
+    error: str = ""
+
+
+async def _measure(
+    builds: Tuple[BinaryBuild, ...],
+    targets: List[Target],
+    subsystem: StartupCheckSubsystem,
+    budgets_for: List[Budgets],
+    prohibited: Tuple[str, ...],
+    run_id: RunId,
+) -> List[_Measured]:
+    pythons = await engine_calls.pythons_for_binaries(
+        [build.field_set for build in builds if build.package is not None]
+    )
+    python_iter = iter(pythons)
+    script_inputs = []
+    plans = []
+    for build, tgt in zip(builds, targets):
+        if build.package is None:
+            plans.append(None)
+            continue
+        python = next(python_iter)
+        relpath = build.package.artifacts[0].relpath or ""
+        if build.field_set.layout.value != "zipapp":
+            relpath = os.path.join(relpath, "__main__.py")
+        spec = _spec(subsystem, tgt, python.path, relpath)
+        script_inputs.append(
+            {_HARNESS_PATH: _harness_script(), _SPEC_PATH: spec.to_json().encode()}
+        )
+        plans.append((python, spec, build))
+    scripts = await engine_calls.create_digests(script_inputs)
+    digests = await engine_calls.merge_digests(
+        [
+            (script, plan[2].package.digest)
+            for script, plan in zip(scripts, [p for p in plans if p is not None])
+        ]
+    )
+
+    measured: List[_Measured] = []
+    digest_iter = iter(digests)
+    for build, tgt, plan, budgets in zip(builds, targets, plans, budgets_for):
+        address = tgt.address.spec
+        if plan is None:
+            measured.append(_Measured(address, None, None, build.error))
+            continue
+        python, spec, _ = plan
+        digest = next(digest_iter)
+        process = _process(python, spec, digest, address, force=subsystem.force)
+        # Timings are taken one binary at a time so that binaries do not compete for the CPU.
+        result = await engine_calls.run_process(process)
+        remote = result.metadata.source(run_id) == ProcessResultMetadata.Source.HIT_REMOTELY
+        if remote and not subsystem.trust_remote_timings:
+            # A remote hit was measured on another machine, so its timings do not apply here.
+            result = await engine_calls.run_process(
+                _process(python, spec, digest, address, force=True)
+            )
+        measured.append(_interpret(address, result, budgets, prohibited))
+    return measured
+
+
+@goal_rule
+async def run_startup_check(
+    console: Console,
+    subsystem: StartupCheckSubsystem,
+    arch_lint: ArchLintSubsystem,
+    targets: FilteredTargets,
+    build_root: BuildRoot,
+    run_id: RunId,
+) -> StartupCheck:
+    binaries = [
+        tgt
+        for tgt in targets
+        if PexBinaryFieldSet.is_applicable(tgt) and not tgt.get(SkipStartupCheckField).value
+    ]
+    if not binaries:
+        console.print_stderr("startup-check: no `pex_binary` targets matched; nothing to measure.")
+        return StartupCheck(exit_code=EXIT_OK)
+    prohibited = tuple(
+        subsystem.prohibited_modules
+        if subsystem.prohibited_modules is not None
+        else arch_lint.heavy_modules
+    )
+    try:
+        budgets_for = [_budgets(subsystem, tgt, prohibited) for tgt in binaries]
+    except ValueError as e:
+        console.print_stderr(f"startup-check: {e}")
+        return StartupCheck(exit_code=EXIT_USAGE)
+    if subsystem.update_baseline and not subsystem.baseline_dir:
+        console.print_stderr(
+            "startup-check: `--startup-check-update-baseline` needs `[startup-check].baseline_dir`,"
+            " the folder to write, for example `--startup-check-baseline-dir=.perfguard/startup`."
+        )
+        return StartupCheck(exit_code=EXIT_USAGE)
+
+    builds = await engine_calls.build_binaries([PexBinaryFieldSet.create(t) for t in binaries])
+    measured = await _measure(builds, binaries, subsystem, budgets_for, prohibited, run_id)
+
+    exit_code = EXIT_OK
+    for item in measured:
+        if item.report is None:
+            console.print_stdout(f"{item.address}: FAILED\n  {item.error}")
+            exit_code = EXIT_BLOCKING
+            continue
+        report = item.report
+        if subsystem.baseline_dir and item.result is not None:
+            report, baseline_exit = _apply_baseline(
+                console, subsystem, build_root, item, budgets_for, binaries, prohibited
+            )
+            exit_code = max(exit_code, baseline_exit)
+        console.print_stdout(report.format_text())
+        if report.blocking:
+            exit_code = max(exit_code, EXIT_BLOCKING)
+    failed = sum(1 for item in measured if item.report is None or item.report.blocking)
+    console.print_stderr(
+        f"startup-check: {pluralize(len(measured), 'binary')} checked, {failed} failed."
+    )
+    return StartupCheck(exit_code=exit_code)
+
+
+def _apply_baseline(
+    console: Console,
+    subsystem: StartupCheckSubsystem,
+    build_root: BuildRoot,
+    item: _Measured,
+    budgets_for: List[Budgets],
+    binaries: List[Target],
+    prohibited: Tuple[str, ...],
+) -> Tuple[StartupReport, int]:
+    assert item.report is not None and item.result is not None
+    index = [tgt.address.spec for tgt in binaries].index(item.address)
+    path = os.path.join(build_root.path, subsystem.baseline_dir, _baseline_name(item.address))
+    relpath = os.path.relpath(path, build_root.path)
+    try:
+        if subsystem.update_baseline:
+            baseline = build_baseline(item.address, item.result, budgets_for[index].heavy_modules)
+            write_baseline(path, baseline)
+            console.print_stderr(f"startup-check: wrote the baseline of {item.address} to {relpath}.")
+            return item.report, EXIT_OK
+        baseline = read_baseline(path, binary=item.address)
+    except (StartupCheckError, ValueError) as e:
+        console.print_stderr(f"startup-check: {e}")
+        return item.report, EXIT_USAGE
+    report = evaluate(
+        item.result, budgets_for[index], prohibited, baseline, binary=item.address
+    )
+    return report, EXIT_OK
+
+
+def _baseline_name(address: str) -> str:
+    safe = address.strip("/").replace("/", ".").replace(":", "@")
+    return f"{safe}.json"
+
+
+def _budgets(subsystem: StartupCheckSubsystem, tgt: Target, heavy: Tuple[str, ...]) -> Budgets:
+    def pick(field, default):  # type: ignore[no-untyped-def]
+        value = tgt.get(field).value
+        return default if value is None else value
+
+    return Budgets(
+        startup_ms=pick(StartupBudgetMsField, subsystem.budget_ms),
+        single_import_ms=pick(StartupImportBudgetMsField, subsystem.import_budget_ms),
+        peak_memory_mb=pick(StartupMemoryBudgetMbField, subsystem.memory_budget_mb),
+        max_heavy_imports=pick(StartupHeavyImportsBudgetField, subsystem.heavy_imports_budget),
+        heavy_modules=heavy,
+    )
+
+
+def _spec(subsystem: StartupCheckSubsystem, tgt: Target, python: str, relpath: str) -> HarnessSpec:
+    args = tuple(tgt.get(StartupCheckArgsField).value or ())
+    env = dict(tgt.get(StartupCheckEnvField).value or {})
+    # The pex unpacks into a root inside the sandbox; the warm-up runs absorb that cost.
+    env.setdefault("PEX_ROOT", ".pex_root")
+    return HarnessSpec.build(
+        command=(python, relpath, *args),
+        env=env,
+        warmup=max(1, subsystem.warmup),
+        min_runs=subsystem.min_runs,
+        max_runs=subsystem.max_runs,
+        target_rel_ci=subsystem.target_rel_ci,
+        timeout_s=subsystem.timeout,
+    )
+
+
+def _process(
+    python,  # type: ignore[no-untyped-def]
+    spec: HarnessSpec,
+    digest,  # type: ignore[no-untyped-def]
+    address: str,
+    *,
+    force: bool,
+) -> Process:
+    runs = spec.warmup + spec.max_runs + spec.importtime_runs
+    return Process(
+        argv=(python.path, _HARNESS_PATH, _SPEC_PATH),
+        input_digest=digest,
+        append_only_caches=python.append_only_caches,
+        immutable_input_digests=python.immutable_input_digests,
+        description=f"Measure the startup of {address}",
+        level=LogLevel.DEBUG,
+        # The harness kills each hung run itself; this bound only guards against the harness.
+        timeout_seconds=int(spec.timeout_s * runs) + 60,
+        cache_scope=ProcessCacheScope.PER_SESSION if force else ProcessCacheScope.SUCCESSFUL,
+    )
+
+
+def _interpret(
+    address: str, result: FallibleProcessResult, budgets: Budgets, prohibited: Tuple[str, ...]
+) -> _Measured:
+    if result.exit_code != 0:
+        tail = result.stderr.decode(errors="replace")[-2000:]
+        return _Measured(
+            address,
+            None,
+            None,
+            f"the startup harness failed with exit code {result.exit_code}:\n{tail}",
+        )
+    try:
+        harness = HarnessResult.from_json(result.stdout.decode(), source=f"harness output of {address}")
+    except StartupCheckError as e:
+        return _Measured(address, None, None, str(e))
+    return _Measured(address, evaluate(harness, budgets, prohibited, binary=address), harness)
+
+
+def _harness_script() -> bytes:
+    import perfguard.scripts
+
+    path = os.path.join(os.path.dirname(perfguard.scripts.__file__), "startup_harness.py")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def rules():  # type: ignore[no-untyped-def]
+    return collect_rules()
