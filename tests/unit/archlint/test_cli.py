@@ -14,6 +14,9 @@ from typing import Any, Dict, List
 import pytest
 from conftest import require_python
 
+# `python -m perfguard` runs perfguard/__main__.py, which no other module imports. Importing it
+# here makes Pants's dependency inference copy it into the test sandbox.
+import perfguard.__main__  # noqa: F401
 from perfguard.archlint.command import discover_sources
 from perfguard.archlint.probe import run_probe
 from perfguard.cli import main
@@ -135,6 +138,7 @@ def test_cli_on_real_sdist(click_src: Path, version: str) -> None:
                                timeout=300, check=False)
 
     assert completed.returncode in (0, 1), completed.stderr
+    assert completed.stdout, completed.stderr
     report = json.loads(completed.stdout)
     expected_files = len(list(click_src.rglob("*.py")))
     assert report["files_analyzed"] == expected_files
