@@ -19,20 +19,36 @@ from perfguard.archlint.output import (
 )
 from perfguard.archlint.baseline import apply_baseline, build_baseline, read_baseline, write_baseline
 from perfguard.archlint.config import DEFAULT_HEAVY_MODULES, ArchLintConfig
+from perfguard.archlint.costs import (
+    build_cost_spec,
+    find_cost_requests,
+    load_cost_output,
+    merge_costs,
+    not_measured,
+    read_cost_script,
+)
 from perfguard.archlint.model import FileAnalysis
 from perfguard.archlint.probe import ProbeInput, build_manifest, load_probe_output, read_probe_script
-from perfguard.archlint.rules import analyze
+from perfguard.archlint.rules import ArchLintResult, analyze
 from perfguard.errors import PerfguardError
+from perfguard.findings import Cost
 from perfguard_pants import engine_calls
 from perfguard_pants.fields import ArchLintProtocolField, SkipArchLintField
 
 from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.target_types import InterpreterConstraintsField, PythonSourceField
+from pants.backend.python.target_types import (
+    InterpreterConstraintsField,
+    PythonResolveField,
+    PythonSourceField,
+)
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
+from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import collect_rules, goal_rule
+from pants.engine.addresses import Address
 from pants.engine.target import FieldSet, FilteredTargets, Target
 from pants.option.option_types import BoolOption, DictOption, EnumOption, IntOption, StrListOption, StrOption
 from pants.base.build_root import BuildRoot
@@ -44,6 +60,8 @@ logger = logging.getLogger(__name__)
 _SCRIPT_DIR = "__perfguard"
 _PROBE_PATH = f"{_SCRIPT_DIR}/import_probe.py"
 _MANIFEST_PATH = f"{_SCRIPT_DIR}/manifest.json"
+_COST_SCRIPT_PATH = f"{_SCRIPT_DIR}/import_cost.py"
+_COST_SPEC_PATH = f"{_SCRIPT_DIR}/cost_spec.json"
 
 
 class ArchLintOutputFormat(Enum):
@@ -102,6 +120,21 @@ class ArchLintSubsystem(GoalSubsystem):
     )
     output_format = EnumOption(
         default=ArchLintOutputFormat.text, help="Output format for the findings."
+    )
+    measure_costs = BoolOption(
+        default=True,
+        help=softwrap(
+            """
+            If true, measure the import cost (ms and MB) of each heavy module that findings
+            name, with the importing targets' interpreter and third-party requirements in a
+            sandbox. Results are cached per module and environment.
+            """
+        ),
+    )
+    cost_runs = IntOption(
+        default=5,
+        advanced=True,
+        help="Measured imports per heavy module, each in a fresh interpreter; the median counts.",
     )
     batch_size = IntOption(
         default=64,
@@ -225,7 +258,6 @@ async def _probe(
             argv=(pythons[ics].path, _PROBE_PATH, _MANIFEST_PATH),
             input_digest=digest,
             append_only_caches=pythons[ics].append_only_caches,
-            immutable_input_digests=pythons[ics].immutable_input_digests,
             description=f"Parse {pluralize(len(batch), 'file')} for arch-lint ({ics})",
             level=LogLevel.DEBUG,
         )
@@ -265,6 +297,106 @@ def _probe_failure(ics_text: str, batch: Sequence[Target], result: FallibleProce
     ) + "\n" + tail
 
 
+@dataclass(frozen=True)
+class _CostEnvironment:
+    """Interpreter constraints and resolve shared by the targets measured in one virtualenv."""
+
+    constraints: InterpreterConstraints
+    resolve: str
+
+    def describe(self) -> str:
+        resolve = "" if self.resolve == "<ignore>" else f", resolve {self.resolve}"
+        return f"the requirements of the importing targets ({self.constraints}{resolve})"
+
+
+def _cost_environments(
+    result: ArchLintResult, files_by_path: Mapping[str, Target], python_setup: PythonSetup
+) -> Dict[_CostEnvironment, Dict[str, List[Address]]]:
+    """Group the modules to measure by the environment of the files that import them."""
+    environments: Dict[_CostEnvironment, Dict[str, List[Address]]] = defaultdict(dict)
+    for request in find_cost_requests(result):
+        for path in request.importer_paths:
+            tgt = files_by_path[path]
+            ics = InterpreterConstraints.create_from_compatibility_fields(
+                [tgt[InterpreterConstraintsField]], python_setup
+            )
+            resolve = tgt.get(PythonResolveField).normalized_value(python_setup)
+            importers = environments[_CostEnvironment(ics, resolve)]
+            importers.setdefault(request.module, []).append(tgt.address)
+    return environments
+
+
+async def _measure_costs(
+    result: ArchLintResult,
+    files_by_path: Mapping[str, Target],
+    runs: int,
+    python_setup: PythonSetup,
+) -> Dict[str, Cost]:
+    """Measure each heavy module once per environment, in a requirements-only virtualenv.
+
+    The processes are cached per (module, environment) like any other build step, so a module
+    is measured again only when its environment's requirements or interpreter change. They
+    run one at a time so that they do not slow each other down.
+    """
+    environments = _cost_environments(result, files_by_path, python_setup)
+    if not environments:
+        return {}
+    keys = sorted(environments, key=lambda env: (str(env.constraints), env.resolve))
+    venvs = await engine_calls.venv_pexes(
+        [
+            PexFromTargetsRequest(
+                sorted({a for addresses in environments[env].values() for a in addresses}),
+                output_filename="arch-lint-import-cost.pex",
+                internal_only=True,
+                include_source_files=False,
+                hardcoded_interpreter_constraints=env.constraints,
+                description=f"Build the environment that measures import costs ({env.constraints})",
+            )
+            for env in keys
+        ]
+    )
+    jobs = [
+        (env, venv, module, build_cost_spec([module], runs=runs))
+        for env, venv in zip(keys, venvs)
+        for module in sorted(environments[env])
+    ]
+    inputs = await engine_calls.create_digests(
+        [{_COST_SCRIPT_PATH: read_cost_script(), _COST_SPEC_PATH: spec.encode()} for *_, spec in jobs]
+    )
+    processes = await engine_calls.venv_pex_processes(
+        [
+            VenvPexProcess(
+                venv,
+                argv=(_COST_SCRIPT_PATH, _COST_SPEC_PATH),
+                input_digest=digest,
+                description=f"Measure the import cost of {module} ({env.constraints})",
+                level=LogLevel.DEBUG,
+            )
+            for (env, venv, module, _), digest in zip(jobs, inputs)
+        ]
+    )
+    measured: List[Dict[str, Cost]] = []
+    for (env, _, module, _), process in zip(jobs, processes):
+        outcome = await engine_calls.run_process(process)
+        measured.append(_cost_from_result(module, env, outcome))
+    # NOTE: a module imported in two environments gets the first measured figure of the two.
+    return merge_costs(measured)
+
+
+def _cost_from_result(
+    module: str, env: _CostEnvironment, outcome: FallibleProcessResult
+) -> Dict[str, Cost]:
+    if outcome.exit_code != 0:
+        stderr = outcome.stderr.decode(errors="replace").strip().splitlines()
+        detail = stderr[-1] if stderr else "no error output"
+        reason = f"the import cost probe failed (exit code {outcome.exit_code}): {detail}"
+        return {module: not_measured(reason)}
+    try:
+        return load_cost_output(outcome.stdout.decode(), environment=env.describe())
+    except PerfguardError as e:
+        return {module: not_measured(str(e))}
+
+
 @goal_rule
 async def run_arch_lint(
     console: Console,
@@ -296,6 +428,10 @@ async def run_arch_lint(
         return ArchLint(exit_code=EXIT_USAGE)
 
     result = analyze(analyses, config, edges=edges, focus_paths=focus)
+    if subsystem.measure_costs and find_cost_requests(result):
+        files_by_path = {tgt[PythonSourceField].file_path: tgt for tgt in files}
+        costs = await _measure_costs(result, files_by_path, subsystem.cost_runs, python_setup)
+        result = analyze(analyses, config, edges=edges, focus_paths=focus, module_costs=costs)
     baseline_result = None
     if subsystem.update_baseline and not subsystem.baseline:
         console.print_stderr(
