@@ -134,7 +134,7 @@ class ArchLintSubsystem(GoalSubsystem):
     cost_runs = IntOption(
         default=5,
         advanced=True,
-        help="Measured imports per heavy module, each in a fresh interpreter; the median counts.",
+        help="Number of timed imports per heavy module, each in a fresh interpreter. The median is reported.",
     )
     batch_size = IntOption(
         default=64,

@@ -18,7 +18,11 @@ from pants.backend.python.goals.package_pex_binary import (
 from pants.backend.python.target_types import PythonSourceField
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex_environment import PythonExecutable
-from pants.backend.python.util_rules.pex_from_targets import InterpreterConstraintsRequest
+from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_from_targets import (
+    InterpreterConstraintsRequest,
+    PexFromTargetsRequest,
+)
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.fs import (
@@ -144,6 +148,16 @@ async def run_process(process: Process) -> FallibleProcessResult:
 async def run_processes(processes: Sequence[Process]) -> Tuple[FallibleProcessResult, ...]:
     return await MultiGet(Get(FallibleProcessResult, Process, p) for p in processes)
 
+
+async def venv_pexes(requests: Sequence[PexFromTargetsRequest]) -> Tuple[VenvPex, ...]:
+    pex_requests = await MultiGet(
+        Get(PexRequest, PexFromTargetsRequest, request) for request in requests
+    )
+    return await MultiGet(Get(VenvPex, PexRequest, request) for request in pex_requests)
+
+
+async def venv_pex_processes(requests: Sequence[VenvPexProcess]) -> Tuple[Process, ...]:
+    return await MultiGet(Get(Process, VenvPexProcess, request) for request in requests)
 
 
 def rules():  # type: ignore[no-untyped-def]

@@ -169,8 +169,10 @@ def lookup_cost(
 
 
 def describe_cost(cost: Optional[Cost]) -> str:
-    if cost is None or (cost.ms is None and cost.mb is None):
+    if cost is None:
         return "startup cost not measured"
+    if cost.ms is None and cost.mb is None:
+        return f"startup cost {cost.note}" if cost.note else "startup cost not measured"
     parts = []
     if cost.ms is not None:
         parts.append(f"{cost.ms:.1f} ms")

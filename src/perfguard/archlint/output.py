@@ -28,6 +28,8 @@ SCHEMA: Dict[str, Any] = {
     "blocking": "bool: true when the exit code is 1",
     "counts": "object: severity name to number of reported findings",
     "measured_cost_ms": "number or null: measured cost of the modules findings name, each once",
+    "measured_cost_mb": "number or null: summed peak-memory growth of those modules, each once",
+    "unmeasured_modules": "list of str: modules that findings name but that were not measured",
     "findings": {
         "rule_id": "str: stable rule slug",
         "severity": "str: critical, error, warning or info",
@@ -110,6 +112,8 @@ def render_json(result: ArchLintResult, baseline_result: Optional[BaselineResult
         "blocking": exit_code_for(findings) == EXIT_BLOCKING,
         "counts": _count(findings),
         "measured_cost_ms": _total_cost_ms(findings),
+        "measured_cost_mb": _total_cost_mb(findings),
+        "unmeasured_modules": _unmeasured_modules(findings),
         "findings": [finding_to_json(finding) for finding in findings],
         "suppressed": [
             {"finding": finding_to_json(item.finding), "reason": item.reason}
@@ -146,18 +150,46 @@ def _count(findings: Sequence[Finding]) -> Dict[str, int]:
     return counts
 
 
-def _total_cost_ms(findings: Sequence[Finding]) -> Optional[float]:
-    """Sum measured costs, counting each module once even when several findings name it."""
-    per_module: Dict[str, float] = {}
+def _costs_by_module(findings: Sequence[Finding]) -> Dict[str, Optional[Cost]]:
+    """Map each module that findings name to its cost, so totals count every module once."""
+    per_module: Dict[str, Optional[Cost]] = {}
     for finding in findings:
-        if finding.cost is not None and finding.cost.ms is not None:
-            module = str(finding.data.get("cost_module", finding.message))
-            per_module[module] = finding.cost.ms
-    return round(sum(per_module.values()), 3) if per_module else None
+        module = finding.data.get("cost_module")
+        if module:
+            if per_module.get(str(module)) is None:
+                per_module[str(module)] = finding.cost
+    return per_module
+
+
+def _total_cost_ms(findings: Sequence[Finding]) -> Optional[float]:
+    figures = [c.ms for c in _costs_by_module(findings).values() if c and c.ms is not None]
+    return round(sum(figures), 3) if figures else None
+
+
+def _total_cost_mb(findings: Sequence[Finding]) -> Optional[float]:
+    figures = [c.mb for c in _costs_by_module(findings).values() if c and c.mb is not None]
+    return round(sum(figures), 3) if figures else None
+
+
+def _unmeasured_modules(findings: Sequence[Finding]) -> List[str]:
+    costs = _costs_by_module(findings)
+    return sorted(module for module, cost in costs.items() if cost is None or cost.ms is None)
 
 
 def _format_total_cost(findings: Sequence[Finding]) -> str:
-    total = _total_cost_ms(findings)
-    if total is None:
-        return "not measured"
-    return describe_cost(Cost(ms=total)).replace("startup cost ", "")
+    total_ms = _total_cost_ms(findings)
+    unmeasured = _unmeasured_modules(findings)
+    if total_ms is None:
+        text = "not measured"
+    else:
+        measured = len(_costs_by_module(findings)) - len(unmeasured)
+        text = describe_cost(Cost(ms=total_ms, mb=_total_cost_mb(findings)))
+        text = text.replace("startup cost ", "") + f" over {_modules(measured)}"
+        text += " (an upper bound where they share dependencies)"
+    if unmeasured:
+        text += f"; {_modules(len(unmeasured))} not measured: {', '.join(unmeasured)}"
+    return text
+
+
+def _modules(count: int) -> str:
+    return f"{count} module" if count == 1 else f"{count} modules"

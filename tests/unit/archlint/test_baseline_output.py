@@ -143,7 +143,10 @@ def test_text_report() -> None:
     assert lines[5].startswith("src/protocols.py:2: heavy-import [critical]")
     assert "(startup cost not measured)" in lines[5]
     assert "3 findings in 2 files (2 critical, 0 error, 1 warning, 0 info)" in text
-    assert "Total measured startup penalty: 300.0 ms." in text
+    assert (
+        "Total measured startup penalty: 300.0 ms over 1 module (an upper bound where they "
+        "share dependencies); 1 module not measured: numpy." in text
+    )
 
 
 def test_json_report_matches_schema() -> None:
@@ -155,6 +158,8 @@ def test_json_report_matches_schema() -> None:
     assert all(set(finding) == per_finding for finding in document["findings"])
     assert document["blocking"] is True
     assert document["measured_cost_ms"] == 300.0
+    assert document["measured_cost_mb"] is None
+    assert document["unmeasured_modules"] == ["numpy"]
     assert document["counts"] == {"critical": 2, "error": 0, "warning": 1, "info": 0}
 
 

@@ -1,0 +1,95 @@
+"""The `arch-lint` goal measures heavy modules in a requirements-only virtualenv (RuleRunner)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+import pytest
+from pants.backend.python import register as python_register
+from pants.core import register as core_register
+from pants.testutil.rule_runner import RuleRunner
+
+from perfguard_pants import register
+from perfguard_pants.arch_lint import ArchLint
+
+# The sha256 and size of the reproducible pex 2.1.137 CLI that ./pants builds.
+_PEX_CLI_VERSION = (
+    "v2.1.137|linux_x86_64|a8778b91ca860fc57e11593813dc9700e15906db7d21167d3cde1ea8fbcddd3c|3563511"
+)
+_ENV = {"PATH", "PYENV_ROOT", "HOME"}
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return RuleRunner(
+        rules=[*core_register.rules(), *python_register.rules(), *register.rules()],
+        target_types=[*core_register.target_types(), *python_register.target_types()],
+    )
+
+
+def _global_args() -> List[str]:
+    # RuleRunner ignores pants.toml, so the offline pex CLI that ./pants builds is passed here.
+    pex_cli = os.environ.get("PERFGUARD_PEX_CLI")
+    if not pex_cli:
+        pytest.skip("PERFGUARD_PEX_CLI is not set; run the tests through ./pants test.")
+    return [
+        "--pex-cli-version=v2.1.137",
+        f"--pex-cli-known-versions=['{_PEX_CLI_VERSION}']",
+        f"--pex-cli-url-template=file://{pex_cli}",
+        "--python-interpreter-constraints=['CPython==3.9.*']",
+        "--source-root-patterns=['src']",
+    ]
+
+
+def _run(rule_runner: RuleRunner, *extra: str) -> Dict[str, Any]:
+    result = rule_runner.run_goal_rule(
+        ArchLint,
+        global_args=_global_args(),
+        args=[
+            "--arch-lint-heavy-modules=['asyncio', 'no_such_module_xyz']",
+            "--arch-lint-protocol-globs=['**/protocols.py']",
+            "--arch-lint-cost-runs=1",
+            "--arch-lint-output-format=json",
+            *extra,
+            "src/app::",
+        ],
+        env_inherit=_ENV,
+    )
+    assert result.exit_code == 1, result.stderr
+    document: Dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def test_goal_measures_heavy_modules(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "src/app/BUILD": "python_sources()",
+            "src/app/protocols.py": "import asyncio\nimport no_such_module_xyz\n",
+        }
+    )
+
+    document = _run(rule_runner)
+
+    costs = {f["message"].split("'")[1]: f["cost"] for f in document["findings"]}
+    assert costs["asyncio"]["ms"] > 0
+    assert costs["asyncio"]["mb"] >= 0
+    assert "Python 3.9." in costs["asyncio"]["note"]
+    assert costs["no_such_module_xyz"]["ms"] is None
+    assert costs["no_such_module_xyz"]["note"].startswith("not measured:")
+    assert "No module named 'no_such_module_xyz'" in costs["no_such_module_xyz"]["note"]
+    assert document["measured_cost_ms"] == costs["asyncio"]["ms"]
+    assert document["unmeasured_modules"] == ["no_such_module_xyz"]
+
+
+def test_goal_skips_costs_when_disabled(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {"src/app/BUILD": "python_sources()", "src/app/protocols.py": "import asyncio\n"}
+    )
+
+    document = _run(rule_runner, "--no-arch-lint-measure-costs")
+
+    assert document["findings"][0]["cost"] is None
+    assert document["measured_cost_ms"] is None
+    assert document["unmeasured_modules"] == ["asyncio"]
