@@ -9,15 +9,39 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
-from perfguard.archlint.output import (
-    EXIT_OK,
-    EXIT_USAGE,
-    exit_code_for,
-    render_json,
-    render_text,
-    reported_findings,
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import (
+    InterpreterConstraintsField,
+    PythonResolveField,
+    PythonSourceField,
 )
-from perfguard.archlint.baseline import apply_baseline, build_baseline, read_baseline, write_baseline
+from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
+from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.base.build_root import BuildRoot
+from pants.engine.addresses import Address
+from pants.engine.console import Console
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.rules import collect_rules, goal_rule
+from pants.engine.target import FieldSet, FilteredTargets, Target
+from pants.option.option_types import (
+    BoolOption,
+    DictOption,
+    EnumOption,
+    IntOption,
+    StrListOption,
+    StrOption,
+)
+from pants.util.logging import LogLevel
+from pants.util.strutil import pluralize, softwrap
+
+from perfguard.archlint.baseline import (
+    apply_baseline,
+    build_baseline,
+    read_baseline,
+    write_baseline,
+)
 from perfguard.archlint.config import DEFAULT_HEAVY_MODULES, ArchLintConfig
 from perfguard.archlint.costs import (
     build_cost_spec,
@@ -28,32 +52,25 @@ from perfguard.archlint.costs import (
     read_cost_script,
 )
 from perfguard.archlint.model import FileAnalysis
-from perfguard.archlint.probe import ProbeInput, build_manifest, load_probe_output, read_probe_script
+from perfguard.archlint.output import (
+    EXIT_OK,
+    EXIT_USAGE,
+    exit_code_for,
+    render_json,
+    render_text,
+    reported_findings,
+)
+from perfguard.archlint.probe import (
+    ProbeInput,
+    build_manifest,
+    load_probe_output,
+    read_probe_script,
+)
 from perfguard.archlint.rules import ArchLintResult, analyze
 from perfguard.errors import PerfguardError
 from perfguard.findings import Cost
 from perfguard_pants import engine_calls
 from perfguard_pants.fields import ArchLintProtocolField, SkipArchLintField
-
-from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.target_types import (
-    InterpreterConstraintsField,
-    PythonResolveField,
-    PythonSourceField,
-)
-from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
-from pants.backend.python.util_rules.pex import VenvPexProcess
-from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
-from pants.engine.console import Console
-from pants.engine.goal import Goal, GoalSubsystem
-from pants.engine.process import FallibleProcessResult, Process
-from pants.engine.rules import collect_rules, goal_rule
-from pants.engine.addresses import Address
-from pants.engine.target import FieldSet, FilteredTargets, Target
-from pants.option.option_types import BoolOption, DictOption, EnumOption, IntOption, StrListOption, StrOption
-from pants.base.build_root import BuildRoot
-from pants.util.logging import LogLevel
-from pants.util.strutil import pluralize, softwrap
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +151,10 @@ class ArchLintSubsystem(GoalSubsystem):
     cost_runs = IntOption(
         default=5,
         advanced=True,
-        help="Number of timed imports per heavy module, each in a fresh interpreter. The median is reported.",
+        help=(
+            "Number of timed imports per heavy module, each in a fresh interpreter. "
+            "The median is reported."
+        ),
     )
     batch_size = IntOption(
         default=64,
@@ -187,7 +207,9 @@ def _python_file_targets(targets: Iterable[Target]) -> List[Target]:
     return [by_path[path] for path in sorted(by_path)]
 
 
-def _file_edges(files: Sequence[Target], dependencies: Sequence[Iterable[Target]]) -> Dict[str, Tuple[str, ...]]:
+def _file_edges(
+    files: Sequence[Target], dependencies: Sequence[Iterable[Target]]
+) -> Dict[str, Tuple[str, ...]]:
     edges: Dict[str, Tuple[str, ...]] = {}
     for tgt, deps in zip(files, dependencies):
         importer = tgt[PythonSourceField].file_path
@@ -288,13 +310,17 @@ def _probe_input(tgt: Target, modules: Mapping[str, str]) -> ProbeInput:
 def _probe_failure(ics_text: str, batch: Sequence[Target], result: FallibleProcessResult) -> str:
     tail = result.stderr.decode(errors="replace")[-2000:]
     first = batch[0][PythonSourceField].file_path
-    return softwrap(
-        f"""
+    return (
+        softwrap(
+            f"""
         arch-lint: the source parser failed (exit code {result.exit_code}) on a batch of
         {pluralize(len(batch), 'file')} starting at {first}, under {ics_text}. Rerun with
         `--keep-sandboxes=on_failure` to inspect it. Its stderr ended with:
         """
-    ) + "\n" + tail
+        )
+        + "\n"
+        + tail
+    )
 
 
 @dataclass(frozen=True)
@@ -361,7 +387,10 @@ async def _measure_costs(
         for module in sorted(environments[env])
     ]
     inputs = await engine_calls.create_digests(
-        [{_COST_SCRIPT_PATH: read_cost_script(), _COST_SPEC_PATH: spec.encode()} for *_, spec in jobs]
+        [
+            {_COST_SCRIPT_PATH: read_cost_script(), _COST_SPEC_PATH: spec.encode()}
+            for *_, spec in jobs
+        ]
     )
     processes = await engine_calls.venv_pex_processes(
         [
@@ -406,7 +435,9 @@ async def run_arch_lint(
     build_root: BuildRoot,
 ) -> ArchLint:
     roots = [tgt for tgt in targets if tgt.has_field(PythonSourceField)]
-    focus = {tgt[PythonSourceField].file_path for tgt in roots if ArchLintFieldSet.is_applicable(tgt)}
+    focus = {
+        tgt[PythonSourceField].file_path for tgt in roots if ArchLintFieldSet.is_applicable(tgt)
+    }
     try:
         config = _config(subsystem, roots)
     except PerfguardError as e:

@@ -63,7 +63,8 @@ def find_cost_requests(result: ArchLintResult) -> List[ModuleCostRequest]:
         where = finding.related[-1] if finding.related else finding.location
         importers.setdefault(str(module), set()).add(where.path)
     return [
-        ModuleCostRequest(module, tuple(sorted(paths))) for module, paths in sorted(importers.items())
+        ModuleCostRequest(module, tuple(sorted(paths)))
+        for module, paths in sorted(importers.items())
     ]
 
 
@@ -96,7 +97,9 @@ def not_measured(reason: str) -> Cost:
     return Cost(note=f"not measured: {reason}")
 
 
-def measure_costs(python: str, modules: Sequence[str], *, runs: int = DEFAULT_RUNS) -> Dict[str, Cost]:
+def measure_costs(
+    python: str, modules: Sequence[str], *, runs: int = DEFAULT_RUNS
+) -> Dict[str, Cost]:
     """Measure `modules` with the interpreter `python`, outside any sandbox.
 
     Raises:
@@ -116,7 +119,9 @@ def measure_costs(python: str, modules: Sequence[str], *, runs: int = DEFAULT_RU
                 check=False,
             )
         except OSError as e:
-            raise ProbeFailed(f"Failed to start the import cost probe with {python!r}: {e}.") from None
+            raise ProbeFailed(
+                f"Failed to start the import cost probe with {python!r}: {e}."
+            ) from None
     if completed.returncode != 0:
         raise ProbeFailed(
             f"The import cost probe under {python!r} exited with status {completed.returncode}: "

@@ -36,7 +36,9 @@ wall = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 import json
 sys.stdout.write(json.dumps({{"wall_s": wall, "rss_before": before, "rss_after": after}}))
-""".format(marker=MARKER)
+""".format(
+    marker=MARKER
+)
 
 # ru_maxrss is in KiB on Linux and in bytes on macOS.
 _RSS_UNIT_BYTES = 1 if sys.platform == "darwin" else 1024
@@ -80,8 +82,7 @@ def _validate_spec(spec):
 
 def measure_module(module, runs, timeout):
     """Import `module` in 1 + `runs` fresh interpreters and return the median figures."""
-    entry = {"module": module, "error": None, "ms": None, "mb": None, "wall_ms": None,
-             "runs": 0}
+    entry = {"module": module, "error": None, "ms": None, "mb": None, "wall_ms": None, "runs": 0}
     samples = []
     for index in range(runs + 1):
         sample, error = _run_child(module, timeout)
@@ -139,7 +140,7 @@ def sum_top_level_importtime(stderr):
             continue
         if not started or not line.startswith("import time:"):
             continue
-        fields = line[len("import time:"):].split("|")
+        fields = line[len("import time:") :].split("|")
         if len(fields) != 3 or not fields[1].strip().isdigit():
             continue
         name = fields[2]

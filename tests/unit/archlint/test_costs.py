@@ -133,8 +133,12 @@ def test_invalid_output_is_rejected(stdout: str, message: str) -> None:
 
 def test_cost_requests_name_the_importing_file() -> None:
     files = [
-        make_file("src/protocols.py", "app.protocols", make_import("decimal", 3),
-                  make_import("app.impl", 4)),
+        make_file(
+            "src/protocols.py",
+            "app.protocols",
+            make_import("decimal", 3),
+            make_import("app.impl", 4),
+        ),
         make_file("src/app/impl.py", "app.impl", make_import("asyncio", 7)),
     ]
     edges = edge_map(("src/protocols.py", "src/app/impl.py"))
@@ -148,8 +152,13 @@ def test_cost_requests_name_the_importing_file() -> None:
 def test_measured_costs_reach_findings_and_totals() -> None:
     python = require_python("3.9")
     files = [
-        make_file("src/protocols.py", "app.protocols", make_import("decimal", 3),
-                  make_import("asyncio", 4), make_import("no_such_module_xyz", 5)),
+        make_file(
+            "src/protocols.py",
+            "app.protocols",
+            make_import("decimal", 3),
+            make_import("asyncio", 4),
+            make_import("no_such_module_xyz", 5),
+        ),
     ]
     modules = [request.module for request in find_cost_requests(analyze(files, CONFIG))]
 
