@@ -10,6 +10,7 @@ from typing import List, Optional, Tuple
 from perfguard.startup.baseline import build_baseline, read_baseline, write_baseline
 from perfguard.startup.budgets import Budgets, StartupReport, evaluate
 from perfguard.startup.errors import StartupCheckError
+from perfguard.startup.html import render_html
 from perfguard.startup.results import HarnessResult, HarnessSpec
 from perfguard_pants import engine_calls
 from perfguard_pants.arch_lint import ArchLintSubsystem
@@ -26,7 +27,9 @@ from perfguard_pants.fields import (
 
 from pants.backend.python.goals.package_pex_binary import PexBinaryFieldSet
 from pants.base.build_root import BuildRoot
+from pants.core.util_rules.distdir import DistDir
 from pants.engine.console import Console
+from pants.engine.fs import Workspace
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.internals.session import RunId
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResultMetadata
@@ -41,6 +44,11 @@ logger = logging.getLogger(__name__)
 _SCRIPT_DIR = "__perfguard"
 _HARNESS_PATH = f"{_SCRIPT_DIR}/startup_harness.py"
 _SPEC_PATH = f"{_SCRIPT_DIR}/spec.json"
+# The named cache that Pants' own pex processes use as PEX_ROOT. Measured runs share it, so a
+# pex unpacks once per machine, as it does under ~/.pex in production, not once per sandbox.
+_PEX_ROOT_CACHE = "pex_root"
+_PEX_ROOT_PATH = ".cache/pex_root"
+_HTML_DIR = "startup-check"
 
 EXIT_OK = 0
 EXIT_BLOCKING = 1
@@ -71,9 +79,9 @@ class StartupCheckSubsystem(GoalSubsystem):
         ),
     )
     warmup = IntOption(default=2, help="Untimed runs before the timed ones.")
-    min_runs = IntOption(default=7, help="Fewest timed runs per binary.")
+    min_runs = IntOption(default=10, help="Fewest timed runs per binary.")
     max_runs = IntOption(
-        default=40,
+        default=30,
         help=softwrap(
             """
             Most timed runs per binary. Runs continue past `[startup-check].min_runs` until
@@ -82,9 +90,16 @@ class StartupCheckSubsystem(GoalSubsystem):
         ),
     )
     target_rel_ci = FloatOption(
-        default=0.03,
+        default=0.05,
         advanced=True,
-        help="Stop timing once the 95% confidence interval is within this fraction of the median.",
+        help=softwrap(
+            """
+            Stop timing once the 95% confidence interval is within this fraction of the median.
+            With 15% run-to-run noise a 5% half-width needs about 55 runs (normal
+            approximation), more than the default `[startup-check].max_runs`, and the report
+            then warns that the timings are noisy.
+            """
+        ),
     )
     timeout = FloatOption(
         default=30.0, help="Seconds one run of a binary may take before it is killed as hung."
@@ -188,6 +203,23 @@ async def _measure(
     return measured
 
 
+async def _write_charts(
+    reports: List[StartupReport], workspace: Workspace, dist_dir: DistDir
+) -> List[str]:
+    """Write one HTML import chart per report under the dist dir; return their paths."""
+    files = {
+        f"{_HTML_DIR}/{_file_stem(report.binary)}.html": render_html(
+            [report], title=f"startup of {report.binary}"
+        ).encode()
+        for report in reports
+    }
+    if not files:
+        return []
+    (digest,) = await engine_calls.create_digests([files])
+    workspace.write_digest(digest, path_prefix=str(dist_dir.relpath))
+    return [os.path.join(str(dist_dir.relpath), path) for path in files]
+
+
 @goal_rule
 async def run_startup_check(
     console: Console,
@@ -196,6 +228,8 @@ async def run_startup_check(
     targets: FilteredTargets,
     build_root: BuildRoot,
     run_id: RunId,
+    workspace: Workspace,
+    dist_dir: DistDir,
 ) -> StartupCheck:
     binaries = [
         tgt
@@ -226,6 +260,7 @@ async def run_startup_check(
     measured = await _measure(builds, binaries, subsystem, budgets_for, prohibited, run_id)
 
     exit_code = EXIT_OK
+    reports: List[StartupReport] = []
     for item in measured:
         if item.report is None:
             console.print_stdout(f"{item.address}: FAILED\n  {item.error}")
@@ -238,8 +273,11 @@ async def run_startup_check(
             )
             exit_code = max(exit_code, baseline_exit)
         console.print_stdout(report.format_text())
+        reports.append(report)
         if report.blocking:
             exit_code = max(exit_code, EXIT_BLOCKING)
+    for path in await _write_charts(reports, workspace, dist_dir):
+        console.print_stderr(f"startup-check: wrote the import chart {path}.")
     failed = sum(1 for item in measured if item.report is None or item.report.blocking)
     console.print_stderr(
         f"startup-check: {pluralize(len(measured), 'binary')} checked, {failed} failed."
@@ -277,8 +315,11 @@ def _apply_baseline(
 
 
 def _baseline_name(address: str) -> str:
-    safe = address.strip("/").replace("/", ".").replace(":", "@")
-    return f"{safe}.json"
+    return f"{_file_stem(address)}.json"
+
+
+def _file_stem(address: str) -> str:
+    return address.strip("/").replace("/", ".").replace(":", "@")
 
 
 def _budgets(subsystem: StartupCheckSubsystem, tgt: Target, heavy: Tuple[str, ...]) -> Budgets:
@@ -298,8 +339,9 @@ def _budgets(subsystem: StartupCheckSubsystem, tgt: Target, heavy: Tuple[str, ..
 def _spec(subsystem: StartupCheckSubsystem, tgt: Target, python: str, relpath: str) -> HarnessSpec:
     args = tuple(tgt.get(StartupCheckArgsField).value or ())
     env = dict(tgt.get(StartupCheckEnvField).value or {})
-    # The pex unpacks into a root inside the sandbox; the warm-up runs absorb that cost.
-    env.setdefault("PEX_ROOT", ".pex_root")
+    env.setdefault("PEX_ROOT", _PEX_ROOT_PATH)
+    # NOTE: the importtime run puts a module recorder on PYTHONPATH, and a pex re-executes once
+    # more to scrub it, so that run shows two more launcher processes than production does.
     return HarnessSpec.build(
         command=(python, relpath, *args),
         env=env,
@@ -323,7 +365,7 @@ def _process(
     return Process(
         argv=(python.path, _HARNESS_PATH, _SPEC_PATH),
         input_digest=digest,
-        append_only_caches=python.append_only_caches,
+        append_only_caches={**python.append_only_caches, _PEX_ROOT_CACHE: _PEX_ROOT_PATH},
         immutable_input_digests=python.immutable_input_digests,
         description=f"Measure the startup of {address}",
         level=LogLevel.DEBUG,

@@ -1,7 +1,7 @@
 """Startup budgets and `evaluate`, which turns a harness result into findings.
 
 Rule ids: binary-failed, binary-timeout, startup-time, noisy-measurement, peak-memory,
-prohibited-module, heavy-import-count, slow-import, startup-modules-added and
+launcher-overhead, prohibited-module, heavy-import-count, slow-import, startup-modules-added and
 startup-regression. Import times come from the separate importtime runs, which run slower than
 the timed runs because of the profiling itself, so their budgets are upper bounds in practice.
 """
@@ -43,7 +43,8 @@ class Budgets:
 
     `heavy_modules` are the packages counted against `max_heavy_imports`. A regression needs a
     one-sided p-value below `regression_alpha` and a median shift of at least
-    `regression_min_effect` (a fraction of the reference median).
+    `regression_min_effect` (a fraction of the reference median). A pex launcher whose own
+    imports take `launcher_ms` or more gets a warning that suggests a faster layout.
     """
 
     startup_ms: float = 500.0
@@ -54,12 +55,13 @@ class Budgets:
     noise_threshold: float = 0.10
     regression_alpha: float = 0.01
     regression_min_effect: float = 0.05
+    launcher_ms: float = 100.0
 
     def __post_init__(self) -> None:
         problems = [
             f"{name} must be a positive number, got {getattr(self, name)!r}"
             for name in ("startup_ms", "single_import_ms", "peak_memory_mb", "noise_threshold",
-                         "regression_alpha", "regression_min_effect")
+                         "regression_alpha", "regression_min_effect", "launcher_ms")
             if not _is_positive(getattr(self, name))
         ]
         if isinstance(self.max_heavy_imports, bool) or not isinstance(self.max_heavy_imports, int) \
@@ -75,7 +77,9 @@ class StartupReport:
     """The findings for one binary plus the figures they were computed from.
 
     Times are in nanoseconds and memory in bytes; None means not measured because every run
-    failed. `profile` is the first importtime profile, for rendering.
+    failed. `launcher_ns` is the import time of the pex launcher in the importtime run, or None
+    when no launcher ran; it is part of the startup time but not of the import checks.
+    `profile` is the first importtime profile with the launcher's imports, for rendering.
     """
 
     binary: str
@@ -89,6 +93,8 @@ class StartupReport:
     module_count: int
     heavy_packages: Tuple[str, ...]
     comparison: Optional[Comparison] = None
+    launcher_ns: Optional[float] = None
+    launcher_processes: int = 0
     profile: Optional[ImportProfile] = field(default=None, compare=False)
 
     @property
@@ -114,6 +120,11 @@ class StartupReport:
         if self.peak_rss_bytes is not None:
             parts.append(f"peak RSS {self.peak_rss_bytes / BYTES_PER_MB:.1f} MB")
         parts.append(f"{self.module_count} modules")
+        if self.launcher_ns is not None:
+            parts.append(
+                f"pex bootstrap {format_duration_ms(self.launcher_ns)} of imports in "
+                f"{self.launcher_processes} interpreter processes"
+            )
         return ", ".join(parts)
 
 
@@ -144,6 +155,7 @@ def evaluate(
     timings = summarize_runs(profiles)
     findings.extend(_check_timing(variant, budgets, location))
     findings.extend(_check_memory(variant, budgets, location))
+    findings.extend(_check_launcher(variant, budgets, location))
     if profile is not None:
         findings.extend(_check_prohibited(profile, modules, prohibited, location))
         findings.extend(_check_slow_imports(profile, timings.values(), budgets, prohibited,
@@ -163,6 +175,8 @@ def evaluate(
     findings.extend(compared)
     walls = variant.wall_ns
     rss = variant.max_rss_bytes
+    full_profiles = variant.full_profiles
+    launcher_us = variant.launcher_us
     return StartupReport(
         binary=name,
         findings=tuple(sorted(findings, key=_finding_order)),
@@ -175,7 +189,9 @@ def evaluate(
         module_count=len(modules),
         heavy_packages=heavy,
         comparison=comparison,
-        profile=profile,
+        launcher_ns=launcher_us * 1000.0 if launcher_us is not None else None,
+        launcher_processes=full_profiles[0].launcher_process_count if full_profiles else 0,
+        profile=full_profiles[0] if full_profiles else None,
     )
 
 
@@ -248,6 +264,27 @@ def _check_memory(variant: VariantResult, budgets: Budgets, location: Location) 
                  f"the {budgets.peak_memory_mb:g} MB budget"),
         fix="Defer imports of large packages and avoid building big objects at import time.",
         cost=Cost(mb=peak / BYTES_PER_MB),
+    )]
+
+
+def _check_launcher(variant: VariantResult, budgets: Budgets, location: Location) -> List[Finding]:
+    launcher_us = variant.launcher_us
+    if launcher_us is None or launcher_us < budgets.launcher_ms * 1000:
+        return []
+    processes = variant.full_profiles[0].launcher_process_count
+    return [Finding(
+        rule_id="launcher-overhead",
+        severity=Severity.warning,
+        location=location,
+        message=(f"the pex launcher spends {format_duration_ms(launcher_us * 1000)} importing its "
+                 f"own code in {processes} interpreter processes before the program starts, "
+                 f"at least the {budgets.launcher_ms:g} ms threshold; this time is part of the "
+                 f"startup but not of the import checks"),
+        fix=('Set `execution_mode="venv"` on the pex_binary, which skips most of the '
+             "bootstrap once the venv exists, and drop requirements that the entry point does "
+             "not import."),
+        cost=Cost(ms=launcher_us / 1000, note="launcher import time, from -X importtime"),
+        data={"launcher_us": launcher_us, "processes": processes},
     )]
 
 

@@ -21,6 +21,8 @@ ROW_HEIGHT = 18
 # Boxes narrower than this many pixels get no text label.
 MIN_LABEL_WIDTH = 40
 TOP_MODULES = 15
+# The pex launcher's imports are grey, because they are not the program's.
+LAUNCHER_COLOR = "#bdbdbd"
 
 _CSS = """
 body { font: 14px system-ui, sans-serif; margin: 24px; color: #222; }
@@ -71,25 +73,29 @@ def _render_report(report: StartupReport) -> str:
         flagged = tuple(f.data.get("package", "") for f in report.findings
                         if f.rule_id in ("prohibited-module", "slow-import"))
         parts.append(render_icicle(report.profile, flagged=flagged))
-        parts.append(_render_top_modules(report.profile))
+        parts.append(_render_top_modules(report.profile.without_launcher()))
     return "<section>\n" + "\n".join(parts) + "\n</section>"
 
 
 def render_icicle(profile: ImportProfile, flagged: Sequence[str] = ()) -> str:
-    """Return an SVG icicle chart of the profile; modules in `flagged` packages are red."""
+    """Return an SVG icicle chart of the profile.
+
+    Modules in `flagged` packages are red and the pex launcher's imports are grey.
+    """
     boxes = list(_layout(profile))
+    launcher = profile.launcher_nodes
     total = sum(profile.nodes[i].cumulative_us for i in profile.roots) or 1
     scale = CHART_WIDTH / total
-    depth = max((node.depth for node, _ in boxes), default=0) + 1
+    depth = max((node.depth for _, node, _ in boxes), default=0) + 1
     height = depth * ROW_HEIGHT
     shapes: List[str] = []
-    for node, offset_us in boxes:
+    for index, node, offset_us in boxes:
         width = node.cumulative_us * scale
         if width < 0.5:
             continue
         x = offset_us * scale
         y = node.depth * ROW_HEIGHT
-        color = _color(node.name, flagged)
+        color = LAUNCHER_COLOR if index in launcher else _color(node.name, flagged)
         tip = (f"{node.name}: {format_duration_ms(node.cumulative_us * 1000)} cumulative, "
                f"{format_duration_ms(node.self_us * 1000)} self")
         shapes.append(
@@ -109,8 +115,8 @@ def render_icicle(profile: ImportProfile, flagged: Sequence[str] = ()) -> str:
     )
 
 
-def _layout(profile: ImportProfile) -> Iterable[Tuple[ImportNode, int]]:
-    """Yield each non-cached node with its start offset in µs from the first import."""
+def _layout(profile: ImportProfile) -> Iterable[Tuple[int, ImportNode, int]]:
+    """Yield each non-cached node's index, the node, and its start offset in µs."""
     stack: List[Tuple[int, int]] = []
     offset = 0
     for root in profile.roots:
@@ -121,7 +127,7 @@ def _layout(profile: ImportProfile) -> Iterable[Tuple[ImportNode, int]]:
         node = profile.nodes[index]
         if node.cached:
             continue
-        yield node, start
+        yield index, node, start
         child_start = start
         for child in node.children:
             stack.append((child, child_start))

@@ -17,6 +17,7 @@ interpreter with `PYTHONPROFILEIMPORTTIME` inherited.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import statistics
@@ -24,6 +25,11 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
+
+# Top-level packages of the pex launcher (pex 2.1): its bootstrap code (`pex`, vendored libraries
+# included) and the `__pex__` and `_pex` import hooks. Their imports are the launcher's work,
+# not the program's.
+LAUNCHER_PACKAGES = ("__pex__", "_pex", "pex")
 
 _HEADER = re.compile(r"import time:\s+self \[us\] \|\s+cumulative \|\s+imported package")
 # Groups: self time, cumulative time, indentation, module name. Self time can be negative when
@@ -105,6 +111,61 @@ class ImportProfile:
         node = self.find_first_node(module)
         return self.chain_to(node) if node is not None else ()
 
+    @functools.cached_property
+    def launcher_nodes(self) -> frozenset[int]:
+        """Return the indexes of the nodes under top-level imports of LAUNCHER_PACKAGES.
+
+        NOTE: a program that imports `pex` itself at top level has that import counted as
+        launcher work too, because the output does not say which code ran the import.
+        """
+        found: set[int] = set()
+        stack = [i for i in self.roots if is_launcher_module(self.nodes[i].name)]
+        while stack:
+            index = stack.pop()
+            found.add(index)
+            stack.extend(self.nodes[index].children)
+        return frozenset(found)
+
+    @property
+    def launcher_us(self) -> int:
+        """Return the summed cumulative time of the launcher's top-level imports."""
+        return sum(
+            self.nodes[i].cumulative_us
+            for i in self.roots
+            if i in self.launcher_nodes and not self.nodes[i].cached
+        )
+
+    @property
+    def launcher_process_count(self) -> int:
+        """Return how many processes imported launcher code, one per interpreter start."""
+        return len({self.nodes[i].process for i in self.launcher_nodes})
+
+    def without_launcher(self) -> ImportProfile:
+        """Return the profile without the launcher's imports and the imports below them."""
+        excluded = self.launcher_nodes
+        if not excluded:
+            return self
+        new_index: Dict[int, int] = {}
+        for index in range(len(self.nodes)):
+            if index not in excluded:
+                new_index[index] = len(new_index)
+        nodes = tuple(
+            dataclasses.replace(
+                node,
+                parent=None if node.parent is None else new_index[node.parent],
+                children=tuple(new_index[c] for c in node.children),
+            )
+            for index, node in enumerate(self.nodes)
+            if index not in excluded
+        )
+        return ImportProfile(
+            nodes=nodes,
+            roots=tuple(new_index[i] for i in self.roots if i not in excluded),
+            modules=_sum_by_module(nodes),
+            process_count=self.process_count,
+            ignored_lines=self.ignored_lines,
+        )
+
     def chain_to(self, node: ImportNode) -> Tuple[str, ...]:
         """Return the module names from the top-level import down to `node`."""
         chain: List[str] = []
@@ -176,6 +237,10 @@ def summarize_runs(profiles: Sequence[ImportProfile]) -> Mapping[str, ModuleTimi
 def is_same_or_submodule(module: str, package: str) -> bool:
     """Return True if `module` is `package` or inside it (`numpy.linalg`, but not `numpyro`)."""
     return module == package or module.startswith(package + ".")
+
+
+def is_launcher_module(module: str) -> bool:
+    return top_level_package(module) in LAUNCHER_PACKAGES
 
 
 def find_loaded(modules: Iterable[str], package: str) -> Tuple[str, ...]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from perfguard.startup.errors import InvalidSpec, MalformedHarnessOutput
-from perfguard.startup.importtime import ImportProfile, parse_importtime
+from perfguard.startup.importtime import ImportProfile, is_launcher_module, parse_importtime
 
 HARNESS_VERSION = 1
 FAILURE_KINDS = ("exit", "signal", "timeout", "spawn")
@@ -176,8 +176,14 @@ class ImportTimeCapture:
     modules_at_exit: Optional[Tuple[str, ...]] = None
 
     @functools.cached_property
-    def profile(self) -> ImportProfile:
+    def full_profile(self) -> ImportProfile:
+        """Return every import in the output, the launcher's included."""
         return parse_importtime(self.stderr)
+
+    @functools.cached_property
+    def profile(self) -> ImportProfile:
+        """Return the program's imports: the output without the launcher's imports."""
+        return self.full_profile.without_launcher()
 
 
 @dataclass(frozen=True)
@@ -204,15 +210,32 @@ class VariantResult:
         return tuple(capture.profile for capture in self.importtime)
 
     @property
+    def full_profiles(self) -> Tuple[ImportProfile, ...]:
+        return tuple(capture.full_profile for capture in self.importtime)
+
+    @property
+    def launcher_us(self) -> Optional[int]:
+        """Return the median import time of the pex launcher per importtime run, or None.
+
+        None means that there were no importtime runs or that no launcher imports appeared.
+        """
+        times = sorted(profile.launcher_us for profile in self.full_profiles)
+        if not times or not any(times):
+            return None
+        return times[len(times) // 2]
+
+    @property
     def loaded_modules(self) -> frozenset[str]:
-        """Return the modules loaded in the importtime runs.
+        """Return the program's modules loaded in the importtime runs, launcher code excluded.
 
         The names come from sys.modules at exit when every run recorded them. Otherwise they
         come from the importtime output, which also lists imports that failed and were caught.
         """
         if self.importtime and all(c.modules_at_exit is not None for c in self.importtime):
-            return frozenset().union(*(c.modules_at_exit or () for c in self.importtime))
-        return frozenset().union(*(p.module_names for p in self.profiles))
+            names = frozenset().union(*(c.modules_at_exit or () for c in self.importtime))
+        else:
+            names = frozenset().union(*(p.module_names for p in self.profiles))
+        return frozenset(name for name in names if not is_launcher_module(name))
 
 
 @dataclass(frozen=True)

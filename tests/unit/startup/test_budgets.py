@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from perfguard.findings import Severity
@@ -155,3 +157,37 @@ def test_invalid_budgets() -> None:
 
     assert "startup_ms must be a positive number, got 0" in str(raised.value)
     assert "max_heavy_imports must be an integer >= 0, got -1" in str(raised.value)
+
+
+PEX_IMPORTTIME = (Path(__file__).parent / "data" / "importtime-pex-zipapp-3.9.txt").read_text()
+
+
+def test_pex_launcher_kept_out_of_checks() -> None:
+    variant = make_variant(STEADY_MS, importtime=PEX_IMPORTTIME)
+
+    report = evaluate(make_result(variant), Budgets(single_import_ms=100.0), binary="app:bin")
+
+    assert "slow-import" not in _rules(report)
+    assert not [name for name in variant.loaded_modules if name.split(".")[0] == "pex"]
+    assert report.launcher_ns == pytest.approx(814399e3)
+    assert report.launcher_processes == 2
+    assert "pex bootstrap 814 ms of imports in 2 interpreter processes" in report.format_text()
+    finding = [f for f in report.findings if f.rule_id == "launcher-overhead"][0]
+    assert finding.severity is Severity.warning
+    assert 'execution_mode="venv"' in (finding.fix or "")
+
+
+def test_pex_launcher_under_threshold() -> None:
+    variant = make_variant(STEADY_MS, importtime=PEX_IMPORTTIME)
+
+    report = evaluate(make_result(variant), Budgets(launcher_ms=900.0))
+
+    assert "launcher-overhead" not in _rules(report)
+    assert report.launcher_ns is not None
+
+
+def test_no_launcher_figure_without_pex() -> None:
+    report = evaluate(make_result(make_variant(STEADY_MS)))
+
+    assert report.launcher_ns is None
+    assert "pex bootstrap" not in report.format_text()

@@ -182,3 +182,37 @@ def test_package_times_and_entries() -> None:
     assert sum_self_by_package(profile.modules.values()) == {
         "app": 5, "numpy": 50, "pandas": 159}
     assert [n.name for n in find_entry_nodes(profile, "pandas")] == ["pandas", "pandas.extra"]
+
+
+def test_pex_launcher_split() -> None:
+    # `python pyflakes.pex --version` for a zipapp pex built by Pants 2.17 with pex 2.1.137:
+    # the first process imports the bootstrap from the zip and re-executes the interpreter on
+    # the unpacked pex, which imports the bootstrap again before running pyflakes.
+    profile = parse_importtime((DATA / "importtime-pex-zipapp-3.9.txt").read_text())
+
+    launcher_roots = [profile.nodes[i].name for i in profile.roots if i in profile.launcher_nodes]
+    assert launcher_roots == ["pex.variables", "pex.layout", "pex.pex_bootstrapper", "pex"]
+    assert profile.launcher_us == 206498 + 223529 + 374537 + 9835
+    assert profile.launcher_process_count == 2
+    assert "email.parser" in profile.module_names
+
+    program = profile.without_launcher()
+
+    assert not [name for name in program.module_names if name.startswith("pex")]
+    assert "email.parser" not in program.module_names
+    assert program.launcher_us == 0
+    assert program.process_count == 2
+    assert program.modules["pyflakes.checker"].cumulative_us == 22582
+    assert program.import_chain("unittest.case") == (
+        "pyflakes.checker", "doctest", "unittest", "unittest.case"
+    )
+    for node in program.nodes:
+        for child in node.children:
+            assert program.nodes[child].parent == program.nodes.index(node)
+
+
+def test_profile_without_launcher_unchanged() -> None:
+    profile = parse_importtime((DATA / "importtime-3.12.txt").read_text())
+
+    assert profile.launcher_nodes == frozenset()
+    assert profile.without_launcher() is profile
