@@ -55,7 +55,7 @@ def _fake_installed_cache(cache: Path) -> None:
 
 
 def _venv_key() -> str:
-    data = Path("3rdparty/python/constraints.txt").read_bytes() + SCRIPT.read_bytes()
+    data = Path("3rdparty/python/constraints.txt").read_bytes() + b"2.17.1\n"
     digest = subprocess.run(
         ["sha256sum"], input=data, capture_output=True, check=True
     ).stdout.decode()
