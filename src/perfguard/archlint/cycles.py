@@ -15,7 +15,7 @@ import enum
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Collection, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import networkx as nx
 
@@ -163,29 +163,33 @@ def _enumerate_cycles(graph: nx.DiGraph, kind: CycleKind) -> Tuple[List[Cycle], 
             MAX_CYCLES_SCANNED,
             graph.number_of_nodes(),
         )
+    edge_by_pair = {(importer, imported): data for importer, imported, data in graph.edges.data("edge")}
     cycles = []
     for nodes in scanned:
-        edges = _rotated_edges(graph, nodes)
+        edges = _rotated_edges(edge_by_pair, nodes)
         if _cycle_kind(edges) is kind:
             cycles.append(Cycle(kind, edges))
-    cycles.sort(key=lambda cycle: (len(cycle.edges), cycle.paths))
+    cycles.sort(key=lambda cycle: (len(cycle.edges), [edge.importer for edge in cycle.edges]))
     return cycles, complete
 
 
-def _rotated_edges(graph: nx.DiGraph, nodes: Sequence[str]) -> Tuple[ImportEdge, ...]:
+def _rotated_edges(
+    edge_by_pair: Mapping[Tuple[str, str], ImportEdge], nodes: Sequence[str]
+) -> Tuple[ImportEdge, ...]:
     start = nodes.index(min(nodes))
     rotated = list(nodes[start:]) + list(nodes[:start])
     pairs = zip(rotated, rotated[1:] + rotated[:1])
-    return tuple(graph.edges[importer, imported]["edge"] for importer, imported in pairs)
+    return tuple(edge_by_pair[pair] for pair in pairs)
 
 
 def _cycle_kind(edges: Sequence[ImportEdge]) -> CycleKind:
-    kinds = {edge.kind for edge in edges}
-    if EdgeKind.typing in kinds:
-        return CycleKind.typing
-    if EdgeKind.deferred in kinds:
-        return CycleKind.deferred
-    return CycleKind.import_time
+    deferred = False
+    for edge in edges:
+        if edge.kind is EdgeKind.typing:
+            return CycleKind.typing
+        if edge.kind is EdgeKind.deferred:
+            deferred = True
+    return CycleKind.deferred if deferred else CycleKind.import_time
 
 
 def find_breaking_edges(graph: nx.DiGraph) -> Tuple[Tuple[ImportEdge, ...], BreakingMethod]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from perfguard.archlint.model import FileAnalysis, ImportRecord
 
@@ -74,11 +74,24 @@ def build_import_graph(
     by_module = {analysis.module: analysis for analysis in files}
     classified = []
     for importer in sorted(edges):
+        analysis = by_path.get(importer)
+        records_by_module = None if analysis is None else _index_records(analysis)
         for imported in sorted(set(edges[importer])):
             if imported == importer:
                 continue
-            classified.append(_classify_edge(importer, imported, by_path, by_module))
+            classified.append(
+                _classify_edge(importer, imported, by_path, by_module, records_by_module)
+            )
     return ImportGraph(tuple(sorted(classified)))
+
+
+def _index_records(analysis: FileAnalysis) -> Dict[str, List[ImportRecord]]:
+    """Map every module that an import of `analysis` may load to those import records."""
+    index: Dict[str, List[ImportRecord]] = {}
+    for record in analysis.imports:
+        for module in set(record.candidate_modules()):
+            index.setdefault(module, []).append(record)
+    return index
 
 
 def build_edges_from_imports(files: Sequence[FileAnalysis]) -> Dict[str, Tuple[str, ...]]:
@@ -126,12 +139,15 @@ def _classify_edge(
     imported: str,
     by_path: Mapping[str, FileAnalysis],
     by_module: Mapping[str, FileAnalysis],
+    records_by_module: Optional[Mapping[str, List[ImportRecord]]] = None,
 ) -> ImportEdge:
     importer_analysis = by_path.get(importer)
     imported_analysis = by_path.get(imported)
     if importer_analysis is None or imported_analysis is None:
         return ImportEdge(importer, imported, EdgeKind.runtime, explicit=True)
-    matches = _matching_records(importer_analysis, imported_analysis, by_module)
+    if records_by_module is None:
+        records_by_module = _index_records(importer_analysis)
+    matches = _matching_records(importer_analysis, imported_analysis, by_module, records_by_module)
     if not matches:
         return ImportEdge(importer, imported, EdgeKind.runtime, explicit=True)
     best = min(matches, key=lambda record: (_KIND_ORDER[record.context], record.line))
@@ -139,10 +155,13 @@ def _classify_edge(
 
 
 def _matching_records(
-    importer: FileAnalysis, imported: FileAnalysis, by_module: Mapping[str, FileAnalysis]
+    importer: FileAnalysis,
+    imported: FileAnalysis,
+    by_module: Mapping[str, FileAnalysis],
+    records_by_module: Mapping[str, List[ImportRecord]],
 ) -> List[ImportRecord]:
     target = imported.module
-    matches = [record for record in importer.imports if target in record.candidate_modules()]
+    matches = records_by_module.get(target)
     if matches:
         return matches
     # `from pkg import Name` where `pkg/__init__.py` re-exports Name from the imported file.
