@@ -1,0 +1,195 @@
+"""RuleRunner tests of the `arch-lint` goal on small in-memory repositories."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Mapping
+
+import pytest
+from perfguard_pants import register
+from perfguard_pants.arch_lint import ArchLint
+
+from pants.backend.python import register as python_register
+from pants.core import register as core_register
+from pants.testutil.rule_runner import GoalRuleResult, RuleRunner
+
+# RuleRunner does not read pants.toml, so these repeat its [pex-cli] section: Pants would
+# otherwise download the pex CLI from GitHub.
+_PEX_CLI_VERSION = "v2.1.137"
+_PEX_CLI_SHA256 = "a8778b91ca860fc57e11593813dc9700e15906db7d21167d3cde1ea8fbcddd3c"
+_PEX_CLI_SIZE = 3563511
+_PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
+_ENV_INHERIT = {"PATH", "PYENV_ROOT", "HOME"}
+# Set by ./pants when a global pip configuration sets a constraints file, which crashes pex.
+_PIP_WORKAROUND_VARS = ("PANTS_SUBPROCESS_ENVIRONMENT_ENV_VARS",)
+
+PROTOCOL_GLOB = "--arch-lint-protocol-globs=['**/protocols.py']"
+
+
+def _global_args() -> List[str]:
+    pex_cli = os.environ.get("PERFGUARD_PEX_CLI")
+    if not pex_cli:
+        pytest.skip("PERFGUARD_PEX_CLI is not set: run the tests through ./pants.")
+    known_versions = [
+        f"{_PEX_CLI_VERSION}|{platform}|{_PEX_CLI_SHA256}|{_PEX_CLI_SIZE}"
+        for platform in _PLATFORMS
+    ]
+    return [
+        f"--pex-cli-version={_PEX_CLI_VERSION}",
+        f"--pex-cli-known-versions={known_versions!r}",
+        f"--pex-cli-url-template=file://{pex_cli}",
+        "--python-infer-use-rust-parser",
+        "--source-root-patterns=['/src']",
+    ]
+
+
+def _pip_workaround_env() -> Dict[str, str]:
+    return {name: os.environ[name] for name in _PIP_WORKAROUND_VARS if name in os.environ}
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return RuleRunner(
+        rules=[*core_register.rules(), *python_register.rules(), *register.rules()],
+        target_types=[*core_register.target_types(), *python_register.target_types()],
+        ca_certs_path=os.environ.get("PANTS_CA_CERTS_PATH"),
+    )
+
+
+def _run_arch_lint(
+    rule_runner: RuleRunner, files: Mapping[str, str], *args: str
+) -> GoalRuleResult:
+    rule_runner.write_files(files)
+    return rule_runner.run_goal_rule(
+        ArchLint,
+        global_args=_global_args(),
+        args=list(args),
+        env=_pip_workaround_env(),
+        env_inherit=_ENV_INHERIT,
+    )
+
+
+def test_heavy_import_glob(rule_runner: RuleRunner) -> None:
+    files = {
+        "src/app/BUILD": "python_sources()",
+        "src/app/protocols.py": "import numpy\n",
+        "src/app/models.py": "import numpy\n",
+    }
+
+    result = _run_arch_lint(rule_runner, files, PROTOCOL_GLOB, "src/app::")
+
+    assert result.exit_code == 1
+    assert (
+        "src/app/protocols.py:1: heavy-import [critical] protocol file imports heavy module "
+        "'numpy' at import time"
+    ) in result.stdout
+    assert "src/app/models.py" not in result.stdout
+    assert "arch-lint: 1 findings in 2 files" in result.stdout
+
+
+def test_heavy_import_field(rule_runner: RuleRunner) -> None:
+    files = {
+        "src/app/BUILD": "python_sources(overrides={'api.py': {'arch_lint_protocol': True}})",
+        "src/app/api.py": "from sqlalchemy.orm import Session\n",
+        "src/app/impl.py": "import torch\n",
+    }
+
+    result = _run_arch_lint(rule_runner, files, "src/app::")
+
+    assert result.exit_code == 1
+    assert "src/app/api.py:1: heavy-import [critical]" in result.stdout
+    assert "'sqlalchemy.orm'" in result.stdout
+    assert "src/app/impl.py" not in result.stdout
+
+
+def test_type_checking_guard(rule_runner: RuleRunner) -> None:
+    files = {
+        "src/app/BUILD": "python_sources()",
+        "src/app/protocols.py": (
+            "from __future__ import annotations\n"
+            "from typing import TYPE_CHECKING, Protocol\n"
+            "if TYPE_CHECKING:\n"
+            "    import numpy\n"
+            "class Model(Protocol):\n"
+            "    def predict(self, data: numpy.ndarray) -> numpy.ndarray: ...\n"
+        ),
+    }
+
+    result = _run_arch_lint(rule_runner, files, PROTOCOL_GLOB, "src/app::")
+
+    assert result.exit_code == 0
+    assert "arch-lint: 0 findings in 1 files" in result.stdout
+
+
+def test_parse_error(rule_runner: RuleRunner) -> None:
+    files = {
+        "src/app/BUILD": "python_sources()",
+        "src/app/broken.py": "def broken(:\n    pass\n",
+        "src/app/fine.py": "VALUE = 1\n",
+    }
+
+    result = _run_arch_lint(rule_runner, files, "src/app::")
+
+    assert result.exit_code == 1
+    assert "src/app/broken.py:1" in result.stdout
+    assert "parse-error [error] cannot analyze the file: SyntaxError" in result.stdout
+    assert "0 findings" not in result.stdout
+
+
+def test_import_cycle(rule_runner: RuleRunner) -> None:
+    files = {
+        "src/app/BUILD": "python_sources()",
+        "src/app/a.py": "from app import b\n",
+        "src/app/b.py": "from app import a\n",
+        "src/app/c.py": "from app import a\n",
+    }
+
+    result = _run_arch_lint(rule_runner, files, "src/app::")
+
+    assert result.exit_code == 1
+    assert (
+        "import-cycle [critical] import-time import cycle: "
+        "src/app/a.py -> src/app/b.py -> src/app/a.py"
+    ) in result.stdout
+    assert "src/app/c.py" not in result.stdout
+
+
+def test_skip_field(rule_runner: RuleRunner) -> None:
+    files = {
+        "src/app/BUILD": "python_sources()",
+        "src/app/protocols.py": "import pandas\n",
+        "src/app/legacy/BUILD": "python_sources(skip_arch_lint=True)",
+        "src/app/legacy/protocols.py": "import pandas\n",
+    }
+
+    result = _run_arch_lint(rule_runner, files, PROTOCOL_GLOB, "src/app::")
+
+    assert result.exit_code == 1
+    assert "src/app/protocols.py:1: heavy-import" in result.stdout
+    assert "src/app/legacy/protocols.py" not in result.stdout
+
+
+def test_skip_field_all(rule_runner: RuleRunner) -> None:
+    files = {
+        "src/app/BUILD": "python_sources(skip_arch_lint=True)",
+        "src/app/protocols.py": "import pandas\n",
+    }
+
+    result = _run_arch_lint(rule_runner, files, PROTOCOL_GLOB, "src/app::")
+
+    assert result.exit_code == 0
+    assert "nothing to check" in result.stderr
+    assert "heavy-import" not in result.stdout
+
+
+def test_invalid_severity(rule_runner: RuleRunner) -> None:
+    files = {"src/app/BUILD": "python_sources()", "src/app/a.py": "VALUE = 1\n"}
+
+    result = _run_arch_lint(
+        rule_runner, files, "--arch-lint-severities={'god-object': 'loud'}", "src/app::"
+    )
+
+    assert result.exit_code == 2
+    assert "'loud'" in result.stderr
+    assert "god-object" in result.stderr
+    assert result.stdout == ""

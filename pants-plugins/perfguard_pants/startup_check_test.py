@@ -1,0 +1,104 @@
+"""RuleRunner test of the `startup-check` goal on two tiny `pex_binary` targets."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+import pytest
+from perfguard_pants import register
+from perfguard_pants.startup_check import StartupCheck
+
+from pants.backend.python import register as python_register
+from pants.core import register as core_register
+from pants.testutil.rule_runner import RuleRunner
+
+# RuleRunner does not read pants.toml, so these repeat its [pex-cli] section: Pants would
+# otherwise download the pex CLI from GitHub.
+_PEX_CLI_VERSION = "v2.1.137"
+_PEX_CLI_SHA256 = "a8778b91ca860fc57e11593813dc9700e15906db7d21167d3cde1ea8fbcddd3c"
+_PEX_CLI_SIZE = 3563511
+_PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
+_ENV_INHERIT = {"PATH", "PYENV_ROOT", "HOME"}
+# Set by ./pants when a global pip configuration sets a constraints file, which crashes pex.
+_PIP_WORKAROUND_VARS = ("PANTS_SUBPROCESS_ENVIRONMENT_ENV_VARS",)
+
+# Budgets far above any real figure, so that only the prohibited module can fail a binary.
+_LOOSE_BUDGETS = (
+    "--startup-check-budget-ms=600000",
+    "--startup-check-import-budget-ms=600000",
+    "--startup-check-memory-budget-mb=100000",
+)
+
+
+def _global_args() -> List[str]:
+    pex_cli = os.environ.get("PERFGUARD_PEX_CLI")
+    if not pex_cli:
+        pytest.skip("PERFGUARD_PEX_CLI is not set: run the tests through ./pants.")
+    known_versions = [
+        f"{_PEX_CLI_VERSION}|{platform}|{_PEX_CLI_SHA256}|{_PEX_CLI_SIZE}"
+        for platform in _PLATFORMS
+    ]
+    return [
+        f"--pex-cli-version={_PEX_CLI_VERSION}",
+        f"--pex-cli-known-versions={known_versions!r}",
+        f"--pex-cli-url-template=file://{pex_cli}",
+        "--python-infer-use-rust-parser",
+        "--python-interpreter-constraints=['CPython==3.9.*']",
+        "--source-root-patterns=['/src']",
+    ]
+
+
+def _pip_workaround_env() -> Dict[str, str]:
+    return {name: os.environ[name] for name in _PIP_WORKAROUND_VARS if name in os.environ}
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return RuleRunner(
+        rules=[*core_register.rules(), *python_register.rules(), *register.rules()],
+        target_types=[*core_register.target_types(), *python_register.target_types()],
+        ca_certs_path=os.environ.get("PANTS_CA_CERTS_PATH"),
+    )
+
+
+def test_prohibited_module(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "src/app/BUILD": (
+                "python_sources()\n"
+                "pex_binary(name='plain', entry_point='plain.py')\n"
+                "pex_binary(name='store', entry_point='store.py')\n"
+            ),
+            "src/app/plain.py": "import json\nprint(json.dumps({'ok': 1}))\n",
+            "src/app/store.py": "import sqlite3\nprint(sqlite3.sqlite_version)\n",
+        }
+    )
+
+    result = rule_runner.run_goal_rule(
+        StartupCheck,
+        global_args=_global_args(),
+        args=[
+            *_LOOSE_BUDGETS,
+            # The pex launcher itself imports email, so this needs a module that it leaves alone.
+            "--startup-check-prohibited-modules=['sqlite3']",
+            "--startup-check-warmup=1",
+            "--startup-check-min-runs=3",
+            "--startup-check-max-runs=3",
+            "src/app:plain",
+            "src/app:store",
+        ],
+        env=_pip_workaround_env(),
+        env_inherit=_ENV_INHERIT,
+    )
+
+    assert result.exit_code == 1
+    assert "src/app:plain: startup " in result.stdout
+    assert "3 runs" in result.stdout
+    assert " modules" in result.stdout
+    assert "src/app:plain: startup check passed" in result.stdout
+    assert (
+        "src/app:store: prohibited-module [critical] startup imports prohibited package sqlite3"
+    ) in result.stdout
+    assert "src/app:store: startup check FAILED" in result.stdout
+    assert "2 binaries checked, 1 failed." in result.stderr
