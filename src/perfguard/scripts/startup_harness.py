@@ -12,7 +12,8 @@ runs continue until the 95% CI of the median wall time is within `target_rel_ci`
 with at least `min_runs` and at most `max_runs` runs. Then `importtime_runs` runs with
 PYTHONPROFILEIMPORTTIME set capture the import profile from stderr, and with `record_modules`
 a sitecustomize records sys.modules at exit. A `candidate` command is run interleaved with
-`command` for A/B comparisons.
+`command` for A/B comparisons. When `valgrind` is a path, one more run of each variant under
+cachegrind counts its instructions.
 
 A run that exits non-zero, dies by a signal or passes `timeout_s` is recorded as a failure,
 with the last `max_output_bytes` of its stderr, and ends the runs of that command. Output
@@ -23,6 +24,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import selectors
 import shutil
@@ -60,6 +62,8 @@ except ImportError:
     # The import system expects this module in sys.modules when its body ends.
     sys.modules["sitecustomize"] = _recorder
 """
+# Cachegrind's summary line for each process, for example "==123== I   refs:      610,070,850".
+INSTRUCTION_COUNT = re.compile(r"==\d+== I\s+refs:\s+([\d,]+)")
 # Seconds to keep draining pipes after the child exits, in case a grandchild keeps them open.
 PIPE_GRACE_S = 0.5
 
@@ -80,7 +84,11 @@ DEFAULTS = {
     "max_output_bytes": 65536,
     "max_importtime_bytes": 16 * 1024 * 1024,
     "candidate": None,
+    "valgrind": None,
 }
+# Fixes str and bytes hashing in the counted runs, because a random hash seed changes how much
+# work dict and set operations do and so the instruction count.
+COUNTED_RUN_HASH_SEED = "0"
 
 
 class SpecError(Exception):
@@ -113,6 +121,9 @@ def load_spec(data):
     for name in ("inherit_env", "record_modules"):
         if not isinstance(spec[name], bool):
             problems.append("{}: expected true or false, got {!r}".format(name, spec[name]))
+    if spec["valgrind"] is not None and not isinstance(spec["valgrind"], str):
+        problems.append("valgrind: expected a path string or null, got {!r}".format(
+            spec["valgrind"]))
     if spec["cwd"] is not None and not isinstance(spec["cwd"], str):
         problems.append("cwd: expected a path string or null, got {!r}".format(spec["cwd"]))
     if not problems and spec["max_runs"] < spec["min_runs"]:
@@ -411,12 +422,14 @@ def run_benchmark(spec, runner=run_once):
         if spec["importtime"] and not variant["failures"]:
             for _ in range(spec["importtime_runs"]):
                 _run_importtime(spec, runner, variant)
+        if spec["valgrind"] and not variant["failures"]:
+            _count_instructions(spec, runner, variant)
     return {v["name"]: _public(v) for v in variants}
 
 
 def _new_variant(name, command, env):
     return {"name": name, "command": command, "env": env, "samples": [], "failures": [],
-            "importtime": [], "warmup_runs": 0, "_wall": []}
+            "importtime": [], "warmup_runs": 0, "instructions": None, "_wall": []}
 
 
 def _interleave(variants, index):
@@ -458,6 +471,29 @@ def _run_importtime(spec, runner, variant):
     variant["importtime"].append({"stderr": outcome["stderr"],
                                   "truncated": outcome["stderr_truncated"],
                                   "modules_at_exit": modules})
+
+
+def _count_instructions(spec, runner, variant):
+    """Count the instructions of one run under cachegrind, summed over every process.
+
+    Unlike wall time, the count does not depend on other load on the machine, so a few percent
+    of extra work shows in a single run. Cachegrind runs the command about 50 times slower.
+
+    NOTE: cachegrind (valgrind 3.19) prints no count for a process image that exec replaces,
+    so the first stage of a launcher that re-executes itself, such as a zipapp pex, is missed.
+    """
+    env = build_env(spec, variant["env"])
+    env["PYTHONHASHSEED"] = COUNTED_RUN_HASH_SEED
+    command = [spec["valgrind"], "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
+               "--cachegrind-out-file=/dev/null"] + list(variant["command"])
+    outcome = runner(command, env, spec["cwd"], spec["timeout_s"] * 100, 0,
+                     spec["max_importtime_bytes"])
+    if outcome["kind"] != "ok":
+        variant["failures"].append(_failure("instructions", outcome))
+        return
+    counts = INSTRUCTION_COUNT.findall(outcome["stderr"])
+    if counts:
+        variant["instructions"] = sum(int(count.replace(",", "")) for count in counts)
 
 
 def _install_module_recorder(work_dir, env):

@@ -112,6 +112,7 @@ def snapshot_variant(variant: VariantResult) -> StartupSnapshot:
         wall_ns=variant.wall_ns,
         modules=variant.loaded_modules,
         package_self_us=sum_self_by_package(summarize_runs(variant.profiles).values()),
+        instructions=variant.instructions,
     )
 
 

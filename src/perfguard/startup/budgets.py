@@ -1,9 +1,10 @@
 """Startup budgets and `evaluate`, which turns a harness result into findings.
 
 Rule ids: binary-failed, binary-timeout, startup-time, noisy-measurement, peak-memory,
-launcher-overhead, prohibited-module, heavy-import-count, slow-import, startup-modules-added and
-startup-regression. Import times come from the separate importtime runs, which run slower than
-the timed runs because of the profiling itself, so their budgets are upper bounds in practice.
+launcher-overhead, prohibited-module, heavy-import-count, slow-import, startup-modules-added,
+startup-instructions and startup-regression. Import times come from the separate importtime
+runs, which run slower than the timed runs because of the profiling itself, so their budgets
+are upper bounds in practice.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Budgets:
     `heavy_modules` are the packages counted against `max_heavy_imports`. A regression needs a
     one-sided p-value below `regression_alpha` and a median shift of at least
     `regression_min_effect` (a fraction of the reference median). A pex launcher whose own
-    imports take `launcher_ms` or more gets a warning that suggests a faster layout.
+    imports take `launcher_ms` or more gets a warning that suggests a faster layout. A/B
+    instruction counts block when the candidate's grew by more than `instruction_margin`.
     """
 
     startup_ms: float = 500.0
@@ -56,12 +58,14 @@ class Budgets:
     regression_alpha: float = 0.01
     regression_min_effect: float = 0.05
     launcher_ms: float = 100.0
+    instruction_margin: float = 0.02
 
     def __post_init__(self) -> None:
         problems = [
             f"{name} must be a positive number, got {getattr(self, name)!r}"
             for name in ("startup_ms", "single_import_ms", "peak_memory_mb", "noise_threshold",
-                         "regression_alpha", "regression_min_effect", "launcher_ms")
+                         "regression_alpha", "regression_min_effect", "launcher_ms",
+                         "instruction_margin")
             if not _is_positive(getattr(self, name))
         ]
         if isinstance(self.max_heavy_imports, bool) or not isinstance(self.max_heavy_imports, int) \
@@ -78,7 +82,7 @@ class StartupReport:
 
     Times are in nanoseconds and memory in bytes; None means not measured because every run
     failed. `launcher_ns` is the import time of the pex launcher in the importtime run, or None
-    when no launcher ran; it is part of the startup time but not of the import checks.
+    when no launcher ran. It counts in the startup time but not in the import checks.
     `profile` is the first importtime profile with the launcher's imports, for rendering.
     """
 
@@ -358,6 +362,7 @@ def _compare(
             alpha=budgets.regression_alpha,
             min_effect=budgets.regression_min_effect,
             reference_name="baseline binary",
+            instruction_margin=budgets.instruction_margin,
         )
     if baseline is not None and not result.baseline.failures:
         return compare_to_baseline(baseline, result, budgets.heavy_modules,

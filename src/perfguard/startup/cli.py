@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import shutil
 import sys
 from typing import Any, Optional, TextIO
 
@@ -57,6 +58,10 @@ def add_subcommand(subparsers: Any) -> None:
     parser.add_argument("--candidate", metavar="CMD",
                         help="Second command, as one shell-quoted string, to compare with CMD "
                         "in interleaved A/B runs.")
+    parser.add_argument("--count-instructions", action="store_true",
+                        help="If set, also count each variant's instructions in one run under "
+                        "valgrind's cachegrind (about 50 times slower); with --candidate, more "
+                        "than 2%% growth blocks.")
     parser.add_argument("--html", metavar="FILE", help="Also write an HTML import chart here.")
 
     parser.add_argument("--warmup", type=int, default=2, help="Warm-up runs (default 2).")
@@ -108,6 +113,7 @@ def run(
         min_runs=args.min_runs,
         max_runs=args.max_runs,
         timeout_s=args.timeout_s,
+        valgrind=_find_valgrind() if args.count_instructions else None,
     )
 
     # The baseline is read first, so that a missing or corrupt file fails before measuring.
@@ -128,3 +134,11 @@ def run(
         write_html(args.html, [report])
         output.write(f"Wrote import chart to {args.html}.\n")
     return EXIT_BLOCKING if report.blocking else EXIT_OK
+
+
+def _find_valgrind() -> str:
+    path = shutil.which("valgrind")
+    if path is None:
+        raise InvalidSpec("startup-check: --count-instructions needs valgrind on PATH; install "
+                          "it (for example `apt-get install valgrind`) or drop the option")
+    return path

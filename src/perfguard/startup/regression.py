@@ -25,12 +25,14 @@ MIN_GROWTH_US = 1000
 class StartupSnapshot:
     """One side of a comparison: wall samples, module set and package times.
 
-    `package_self_us` maps each top-level package to the summed self time of its modules.
+    `package_self_us` maps each top-level package to the summed self time of its modules, and
+    `instructions` is a cachegrind instruction count, or None if none was taken.
     """
 
     wall_ns: Tuple[int, ...]
     modules: frozenset[str]
     package_self_us: Mapping[str, int]
+    instructions: Optional[int] = None
 
 
 def compare_snapshots(
@@ -43,11 +45,14 @@ def compare_snapshots(
     min_effect: float,
     reference_name: str,
     deterministic_severity: Severity = Severity.error,
+    instruction_margin: float = 0.02,
 ) -> Tuple[Optional[Comparison], Tuple[Finding, ...]]:
     """Compare `current` against `reference`; return the timing comparison and findings.
 
-    `deterministic_severity` applies to the module-set and heavy-count findings; callers lower
-    it when the two sides ran on different interpreters, whose standard modules differ.
+    `deterministic_severity` applies to the module-set, heavy-count and instruction-count
+    findings; callers lower it when the two sides ran on different interpreters, whose
+    standard modules differ. Instruction counts that both sides have block when they grew by
+    more than `instruction_margin`, a fraction of the reference count.
     """
     findings: List[Finding] = []
     added = sorted(current.modules - reference.modules)
@@ -63,6 +68,8 @@ def compare_snapshots(
         ))
     findings.extend(_compare_heavy(reference, current, location, heavy_modules, reference_name,
                                    deterministic_severity))
+    findings.extend(_compare_instructions(reference, current, location, reference_name,
+                                          deterministic_severity, instruction_margin))
     comparison: Optional[Comparison] = None
     if len(reference.wall_ns) >= 2 and len(current.wall_ns) >= 2:
         comparison = compare_samples(
@@ -123,6 +130,32 @@ def _compare_heavy(
                  f"{len(after)}: {', '.join(new)} added"),
         fix="Import the heavy package lazily, inside the code path that needs it.",
         data={"before": before, "after": after},
+    )]
+
+
+def _compare_instructions(
+    reference: StartupSnapshot,
+    current: StartupSnapshot,
+    location: Location,
+    reference_name: str,
+    severity: Severity,
+    margin: float,
+) -> List[Finding]:
+    if not reference.instructions or current.instructions is None:
+        return []
+    growth = current.instructions / reference.instructions - 1.0
+    if growth <= margin:
+        return []
+    return [Finding(
+        rule_id="startup-instructions",
+        severity=severity,
+        location=location,
+        message=(f"startup runs {growth:.1%} more instructions than the {reference_name} "
+                 f"({current.instructions:,} against {reference.instructions:,}, cachegrind "
+                 f"with PYTHONHASHSEED=0), over the {margin:.0%} margin"),
+        fix="Find the new work in the importtime profile, or update the baseline if intended.",
+        data={"before": reference.instructions, "after": current.instructions,
+              "growth": growth},
     )]
 
 

@@ -17,7 +17,7 @@ from perfguard.startup.importtime import ImportProfile, is_launcher_module, pars
 
 HARNESS_VERSION = 1
 FAILURE_KINDS = ("exit", "signal", "timeout", "spawn")
-PHASES = ("warmup", "timed", "importtime")
+PHASES = ("warmup", "timed", "importtime", "instructions")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class HarnessSpec:
     importtime_level: int = 1
     max_output_bytes: int = 65536
     max_importtime_bytes: int = 16 * 1024 * 1024
+    valgrind: Optional[str] = None
     candidate_command: Optional[Tuple[str, ...]] = None
     candidate_env: Tuple[Tuple[str, str], ...] = ()
 
@@ -87,6 +88,7 @@ class HarnessSpec:
             "importtime_level": self.importtime_level,
             "max_output_bytes": self.max_output_bytes,
             "max_importtime_bytes": self.max_importtime_bytes,
+            "valgrind": self.valgrind,
             "candidate": None,
         }
         if self.candidate_command is not None:
@@ -188,7 +190,10 @@ class ImportTimeCapture:
 
 @dataclass(frozen=True)
 class VariantResult:
-    """All runs of one command: timed samples, failures and importtime captures."""
+    """All runs of one command: timed samples, failures and importtime captures.
+
+    `instructions` is the instruction count of one cachegrind run, or None if none ran.
+    """
 
     command: Tuple[str, ...]
     samples: Tuple[Sample, ...]
@@ -196,6 +201,7 @@ class VariantResult:
     importtime: Tuple[ImportTimeCapture, ...]
     converged: bool
     warmup_runs: int
+    instructions: Optional[int] = None
 
     @property
     def wall_ns(self) -> Tuple[int, ...]:
@@ -324,6 +330,7 @@ def _read_variant(reader: _Reader) -> VariantResult:
         ),
         converged=reader.boolean("converged"),
         warmup_runs=reader.integer("warmup_runs", minimum=0),
+        instructions=reader.optional_integer("instructions"),
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,18 @@ def test_no_launcher_figure_without_pex() -> None:
 
     assert report.launcher_ns is None
     assert "pex bootstrap" not in report.format_text()
+
+
+@pytest.mark.parametrize(
+    "before, after, blocks",
+    [(1_000_000, 1_030_000, True), (1_000_000, 1_010_000, False), (None, 1_030_000, False),
+     (1_000_000, None, False)],
+)
+def test_instruction_growth_ab(before: object, after: object, blocks: bool) -> None:
+    baseline = dataclasses.replace(make_variant(STEADY_MS, importtime=None), instructions=before)
+    candidate = dataclasses.replace(make_variant(STEADY_MS, importtime=None), instructions=after)
+
+    report = evaluate(make_result(baseline, candidate), binary="app:bin")
+
+    assert ("startup-instructions" in _rules(report)) is blocks
+    assert report.blocking is blocks

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -442,3 +443,44 @@ def test_tail_buffer_bounds_memory() -> None:
     assert buffer.truncated
     assert buffer.text() == "6789abcdef"
     assert len(buffer._data) <= 2 * 10 + 65536 + 16
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind on PATH")
+def test_instruction_count_ab() -> None:
+    spec = HarnessSpec.build(
+        [sys.executable, "-S", "-c", "pass"],
+        candidate_command=[sys.executable, "-S", "-c", "for _ in range(300000): pass"],
+        importtime=False,
+        valgrind=shutil.which("valgrind"),
+        **{**FAST, "min_runs": 1, "max_runs": 1},
+    )
+
+    result = SubprocessHarnessRunner().run(spec)
+    report = evaluate(result, binary="spin")
+
+    assert result.candidate is not None
+    assert result.baseline.instructions is not None
+    assert result.candidate.instructions is not None
+    assert result.candidate.instructions > 1.02 * result.baseline.instructions
+    assert "startup-instructions" in [f.rule_id for f in report.findings]
+    assert report.blocking
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind on PATH")
+def test_instruction_count_repeats() -> None:
+    command = [sys.executable, "-S", "-c", "import json"]
+    spec = HarnessSpec.build(
+        command,
+        candidate_command=command,
+        importtime=False,
+        valgrind=shutil.which("valgrind"),
+        **{**FAST, "min_runs": 1, "max_runs": 1},
+    )
+
+    result = SubprocessHarnessRunner().run(spec)
+
+    assert result.candidate is not None
+    baseline, candidate = result.baseline.instructions, result.candidate.instructions
+    assert baseline is not None and candidate is not None
+    # The hash seed is fixed, so only address-space layout can make the two counts differ.
+    assert abs(candidate / baseline - 1.0) < 0.001
