@@ -46,6 +46,13 @@ from pants.engine.target import (
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from pants.util.logging import LogLevel
 
+from perfguard_pants.arch_lint_requests import (
+    CyclesRequest,
+    CyclesResult,
+    ProbeBatchRequest,
+    ProbeBatchResult,
+)
+
 
 async def transitive_targets(addresses: Iterable) -> TransitiveTargets:
     return await Get(TransitiveTargets, TransitiveTargetsRequest(tuple(addresses)))
@@ -158,6 +165,20 @@ async def venv_pexes(requests: Sequence[PexFromTargetsRequest]) -> Tuple[VenvPex
 
 async def venv_pex_processes(requests: Sequence[VenvPexProcess]) -> Tuple[Process, ...]:
     return await MultiGet(Get(Process, VenvPexProcess, request) for request in requests)
+
+
+async def source_files_of(fields: Sequence[PythonSourceField]) -> SourceFiles:
+    return await Get(
+        SourceFiles, SourceFilesRequest(fields, for_sources_types=(PythonSourceField,))
+    )
+
+
+async def probe_batches(requests: Sequence[ProbeBatchRequest]) -> Tuple[ProbeBatchResult, ...]:
+    return await MultiGet(Get(ProbeBatchResult, ProbeBatchRequest, r) for r in requests)
+
+
+async def import_cycles(request: CyclesRequest) -> CyclesResult:
+    return await Get(CyclesResult, CyclesRequest, request)
 
 
 def rules():  # type: ignore[no-untyped-def]

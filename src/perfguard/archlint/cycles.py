@@ -163,7 +163,9 @@ def _enumerate_cycles(graph: nx.DiGraph, kind: CycleKind) -> Tuple[List[Cycle], 
             MAX_CYCLES_SCANNED,
             graph.number_of_nodes(),
         )
-    edge_by_pair = {(importer, imported): data for importer, imported, data in graph.edges.data("edge")}
+    edge_by_pair = {
+        (importer, imported): data for importer, imported, data in graph.edges.data("edge")
+    }
     cycles = []
     for nodes in scanned:
         edges = _rotated_edges(edge_by_pair, nodes)
@@ -267,9 +269,7 @@ def _greedy_order(graph: nx.DiGraph) -> List[str]:
             head.extend(sources)
             remaining.remove_nodes_from(sources)
             continue
-        node = min(
-            remaining, key=lambda n: (remaining.in_degree(n) - remaining.out_degree(n), n)
-        )
+        node = min(remaining, key=lambda n: (remaining.in_degree(n) - remaining.out_degree(n), n))
         head.append(node)
         remaining.remove_node(node)
     return head + tail

@@ -181,9 +181,7 @@ def _names_overlap(imported_names: Iterable[str], exported_names: Set[str]) -> b
     return any(name in exported_names for name in imported_names)
 
 
-def _reexported_names(
-    target: str, by_module: Mapping[str, FileAnalysis]
-) -> Dict[str, Set[str]]:
+def _reexported_names(target: str, by_module: Mapping[str, FileAnalysis]) -> Dict[str, Set[str]]:
     """Map each parent package of `target` to the names its `__init__` imports from `target`."""
     reexports: Dict[str, Set[str]] = {}
     for package in _parent_packages(target):

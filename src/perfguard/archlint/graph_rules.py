@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import AbstractSet, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from perfguard.archlint.config import DEFERRED_CYCLE_SEVERITY, TYPING_CYCLE_SEVERITY
-from perfguard.archlint.config import ArchLintConfig
+from perfguard.archlint.config import DEFERRED_CYCLE_SEVERITY, TYPING_CYCLE_SEVERITY, ArchLintConfig
 from perfguard.archlint.cycles import BreakingMethod, Cycle, CycleComponent, CycleKind
 from perfguard.archlint.file_rules import describe_cost, find_heavy_module, lookup_cost
 from perfguard.archlint.graph import EdgeKind, ImportEdge, ImportGraph
@@ -32,6 +31,7 @@ def find_transitive_heavy_imports(
     for edge in graph.edges:
         if edge.kind is EdgeKind.runtime:
             runtime_edges.setdefault(edge.importer, []).append(edge)
+    heavy_by_path: Dict[str, List[Tuple[str, str, ImportRecord]]] = {}
     for analysis in files:
         if analysis.error is not None or not config.is_protocol_path(analysis.path):
             continue
@@ -42,7 +42,9 @@ def find_transitive_heavy_imports(
             reached = by_path.get(path)
             if reached is None:
                 continue
-            for imported, heavy, record in _heavy_imports(reached, config, first_party):
+            if path not in heavy_by_path:
+                heavy_by_path[path] = _heavy_imports(reached, config, first_party)
+            for imported, heavy, record in heavy_by_path[path]:
                 if heavy in reported:
                     continue
                 reported.add(heavy)
@@ -128,8 +130,9 @@ def find_cycle_findings(
 ) -> Iterator[Finding]:
     for component in components:
         severity = _cycle_severity(component.kind, config)
+        breaking_data = tuple(_edge_data(edge) for edge in component.breaking_edges)
         for cycle in component.cycles:
-            yield _cycle_finding(cycle, component, severity, module_by_path)
+            yield _cycle_finding(cycle, component, severity, module_by_path, breaking_data)
         if component.omitted_cycles or not component.complete:
             yield _omitted_cycles_finding(component, severity, module_by_path)
 
@@ -147,6 +150,7 @@ def _cycle_finding(
     component: CycleComponent,
     severity: Severity,
     module_by_path: Mapping[str, str],
+    breaking_data: Tuple[Mapping[str, object], ...],
 ) -> Finding:
     first = cycle.edges[0]
     cycle_edges = set(cycle.edges)
@@ -163,9 +167,7 @@ def _cycle_finding(
             "modules": tuple(module_by_path.get(path, path) for path in cycle.paths),
             "cycle_kind": cycle.kind.value,
             "edges": tuple(_edge_data(edge) for edge in cycle.edges),
-            "component_breaking_edges": tuple(
-                _edge_data(edge) for edge in component.breaking_edges
-            ),
+            "component_breaking_edges": breaking_data,
             "breaking_method": component.breaking_method.value,
         },
     )

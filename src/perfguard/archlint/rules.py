@@ -64,6 +64,8 @@ def analyze(
     edges: Optional[Mapping[str, Sequence[str]]] = None,
     focus_paths: Optional[Collection[str]] = None,
     module_costs: Optional[Mapping[str, Cost]] = None,
+    graph: Optional[ImportGraph] = None,
+    cycle_components: Optional[Sequence[CycleComponent]] = None,
 ) -> ArchLintResult:
     """Run every arch-lint rule over probed files.
 
@@ -75,11 +77,19 @@ def analyze(
         focus_paths: when given, only findings in these files and cycles through them are
             reported. The graph and cycles are still computed over all files.
         module_costs: measured startup cost per module, attached to heavy-import findings.
+        graph: the result of `build_import_graph(files, edges)`, when the caller already has
+            it. `edges` is then ignored.
+        cycle_components: the result of `find_cycles(graph, focus_paths=focus_paths)`, when
+            the caller already has it, for example from a build cache.
     """
-    if edges is None:
-        edges = build_edges_from_imports(files)
-    graph = build_import_graph(files, edges)
-    components = find_cycles(graph, focus_paths=focus_paths)
+    if graph is None:
+        if edges is None:
+            edges = build_edges_from_imports(files)
+        graph = build_import_graph(files, edges)
+    if cycle_components is None:
+        components = find_cycles(graph, focus_paths=focus_paths)
+    else:
+        components = tuple(cycle_components)
     first_party = _first_party_names(files, config)
     module_by_path = {analysis.path: analysis.module for analysis in files}
 
@@ -87,9 +97,7 @@ def analyze(
     for analysis in files:
         raw.extend(find_parse_errors(analysis, config))
         raw.extend(
-            find_heavy_imports(
-                analysis, config, first_party=first_party, module_costs=module_costs
-            )
+            find_heavy_imports(analysis, config, first_party=first_party, module_costs=module_costs)
         )
         raw.extend(find_guarded_names_at_runtime(analysis, config))
         raw.extend(find_god_objects(analysis, config))
