@@ -47,6 +47,7 @@ class Baseline:
     modules: Mapping[str, Tuple[int, int]]
     heavy_packages: Tuple[str, ...]
     environment: Mapping[str, Any]
+    instructions: Optional[int] = None
 
     def snapshot(self) -> StartupSnapshot:
         timings = [ModuleTiming(name, self_us, cumulative_us, 1)
@@ -55,6 +56,7 @@ class Baseline:
             wall_ns=self.samples_ns,
             modules=frozenset(self.modules),
             package_self_us=sum_self_by_package(timings),
+            instructions=self.instructions,
         )
 
 
@@ -96,6 +98,7 @@ def build_baseline(
         modules=modules,
         heavy_packages=find_heavy_packages(modules, heavy_modules),
         environment=_stable_environment(result),
+        instructions=variant.instructions,
     )
 
 
@@ -124,6 +127,7 @@ def compare_to_baseline(
     alpha: float,
     min_effect: float,
     location: Location,
+    instruction_margin: float = 0.02,
 ) -> Tuple[Optional[Comparison], Tuple[Finding, ...]]:
     """Compare the measured variant with a stored baseline.
 
@@ -156,6 +160,7 @@ def compare_to_baseline(
         min_effect=min_effect,
         reference_name="stored baseline",
         deterministic_severity=severity,
+        instruction_margin=instruction_margin,
     )
     return comparison, tuple(findings) + compared
 
@@ -219,6 +224,7 @@ def format_baseline(baseline: Baseline) -> str:
             "ci_high_ns": baseline.ci_high_ns,
             "robust_cv": baseline.robust_cv,
             "peak_rss_bytes": baseline.peak_rss_bytes,
+            "instructions": baseline.instructions,
         },
         "modules": {
             name: {"self_us": self_us, "cumulative_us": cumulative_us}
@@ -292,6 +298,11 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
         raise corrupt("heavy_packages", "a list of strings")
     if not isinstance(environment, dict):
         raise corrupt("environment", "an object")
+    instructions = startup.get("instructions")
+    if instructions is not None and (
+        not isinstance(instructions, int) or isinstance(instructions, bool) or instructions < 0
+    ):
+        raise corrupt("startup.instructions", "a non-negative integer or null")
     interval = median_ci(samples)
     peak = startup.get("peak_rss_bytes")
     return Baseline(
@@ -306,4 +317,5 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
         modules=parsed_modules,
         heavy_packages=tuple(heavy),
         environment=environment,
+        instructions=instructions,
     )

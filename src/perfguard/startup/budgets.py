@@ -45,8 +45,8 @@ class Budgets:
     `heavy_modules` are the packages counted against `max_heavy_imports`. A regression needs a
     one-sided p-value below `regression_alpha` and a median shift of at least
     `regression_min_effect` (a fraction of the reference median). A pex launcher whose own
-    imports take `launcher_ms` or more gets a warning that suggests a faster layout. A/B
-    instruction counts block when the candidate's grew by more than `instruction_margin`.
+    imports take `launcher_ms` or more gets a warning that suggests a faster layout. An
+    instruction count blocks when it grew by more than `instruction_margin` over the reference.
     """
 
     startup_ms: float = 500.0
@@ -83,7 +83,8 @@ class StartupReport:
     Times are in nanoseconds and memory in bytes; None means not measured because every run
     failed. `launcher_ns` is the import time of the pex launcher in the importtime run, or None
     when no launcher ran. It counts in the startup time but not in the import checks.
-    `profile` is the first importtime profile with the launcher's imports, for rendering.
+    `instructions` is the cachegrind count of one run, if one was taken. `profile` is the first
+    importtime profile with the launcher's imports, for rendering.
     """
 
     binary: str
@@ -99,6 +100,7 @@ class StartupReport:
     comparison: Optional[Comparison] = None
     launcher_ns: Optional[float] = None
     launcher_processes: int = 0
+    instructions: Optional[int] = None
     profile: Optional[ImportProfile] = field(default=None, compare=False)
 
     @property
@@ -124,6 +126,8 @@ class StartupReport:
         if self.peak_rss_bytes is not None:
             parts.append(f"peak RSS {self.peak_rss_bytes / BYTES_PER_MB:.1f} MB")
         parts.append(f"{self.module_count} modules")
+        if self.instructions is not None:
+            parts.append(f"{self.instructions / 1e6:,.1f} M instructions")
         if self.launcher_ns is not None:
             parts.append(
                 f"pex bootstrap {format_duration_ms(self.launcher_ns)} of imports in "
@@ -195,6 +199,7 @@ def evaluate(
         comparison=comparison,
         launcher_ns=launcher_us * 1000.0 if launcher_us is not None else None,
         launcher_processes=full_profiles[0].launcher_process_count if full_profiles else 0,
+        instructions=variant.instructions,
         profile=full_profiles[0] if full_profiles else None,
     )
 
@@ -367,7 +372,8 @@ def _compare(
     if baseline is not None and not result.baseline.failures:
         return compare_to_baseline(baseline, result, budgets.heavy_modules,
                                    alpha=budgets.regression_alpha,
-                                   min_effect=budgets.regression_min_effect, location=location)
+                                   min_effect=budgets.regression_min_effect, location=location,
+                                   instruction_margin=budgets.instruction_margin)
     return None, ()
 
 

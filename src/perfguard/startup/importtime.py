@@ -113,13 +113,30 @@ class ImportProfile:
 
     @functools.cached_property
     def launcher_nodes(self) -> frozenset[int]:
-        """Return the indexes of the nodes under top-level imports of LAUNCHER_PACKAGES.
+        """Return the indexes of the nodes that the launcher imported, with their subtrees.
 
-        NOTE: a program that imports `pex` itself at top level has that import counted as
-        launcher work too, because the output does not say which code ran the import.
+        In each process these are the top-level imports of LAUNCHER_PACKAGES and the top-level
+        imports between the first and last of them, such as the platform probes of pex.
+
+        NOTE: a program that imports `pex` itself at top level has that import, and everything
+        it imported at top level since the launcher finished, counted as launcher work, because
+        the output does not say which code ran an import.
         """
+        spans: Dict[int, Tuple[int, int]] = {}
+        for position, index in enumerate(self.roots):
+            node = self.nodes[index]
+            if is_launcher_module(node.name):
+                first, _ = spans.get(node.process, (position, position))
+                spans[node.process] = (first, position)
+        stack = [
+            index
+            for position, index in enumerate(self.roots)
+            if self.nodes[index].process in spans
+            and spans[self.nodes[index].process][0]
+            <= position
+            <= spans[self.nodes[index].process][1]
+        ]
         found: set[int] = set()
-        stack = [i for i in self.roots if is_launcher_module(self.nodes[i].name)]
         while stack:
             index = stack.pop()
             found.add(index)

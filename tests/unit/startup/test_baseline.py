@@ -200,3 +200,37 @@ def test_no_baseline_from_failing_binary() -> None:
     with pytest.raises(ValueError, match="cannot record a baseline for app:bin: the binary "
                                          "exited with status 1"):
         build_baseline("app:bin", result, DEFAULT_HEAVY_MODULES)
+
+
+def test_instruction_growth_blocks(tmp_path: Path) -> None:
+    recorded = dataclasses.replace(
+        make_variant(STEADY_MS, importtime=BASE_IMPORTS), instructions=600_000_000
+    )
+    baseline = build_baseline("app:bin", make_result(recorded), DEFAULT_HEAVY_MODULES,
+                              clock=FakeClock())
+    path = tmp_path / "app.json"
+    write_baseline(path, baseline)
+    stored = read_baseline(path, binary="app:bin")
+    grown = dataclasses.replace(recorded, instructions=630_000_000)
+    same = dataclasses.replace(recorded, instructions=600_100_000)
+
+    grown_report = evaluate(make_result(grown), baseline=stored)
+    same_report = evaluate(make_result(same), baseline=stored)
+
+    assert stored.instructions == 600_000_000
+    assert '"instructions": 600000000' in path.read_text()
+    assert [f.rule_id for f in grown_report.findings] == ["startup-instructions"]
+    assert grown_report.blocking
+    assert "5.0% more instructions" in grown_report.findings[0].message
+    assert "630.0 M instructions" in grown_report.format_text()
+    assert same_report.findings == ()
+
+
+def test_invalid_instruction_count(tmp_path: Path) -> None:
+    path = _record(tmp_path)
+    data = json.loads(path.read_text())
+    data["startup"]["instructions"] = "many"
+    path.write_text(json.dumps(data))
+
+    with pytest.raises(CorruptBaseline, match="startup.instructions must be a non-negative"):
+        read_baseline(path, binary="app:bin")
