@@ -25,6 +25,7 @@ from pants.backend.python.util_rules.pex_from_targets import (
 )
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.core.util_rules.system_binaries import SEARCH_PATHS, BinaryPathRequest, BinaryPaths
 from pants.engine.fs import (
     CreateDigest,
     Digest,
@@ -146,6 +147,12 @@ async def read_workspace_files(globs: Sequence[str]) -> DigestContents:
     if not globs:
         return DigestContents()
     return await Get(DigestContents, PathGlobs(globs))
+
+
+async def find_binary(name: str) -> BinaryPaths:
+    return await Get(
+        BinaryPaths, BinaryPathRequest(binary_name=name, search_path=SEARCH_PATHS)
+    )
 
 
 async def run_process(process: Process) -> FallibleProcessResult:
