@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from perfguard.startup.baseline import build_baseline, read_baseline, write_baseline
+from perfguard.startup.baseline import (
+    Baseline,
+    StoredBinary,
+    build_baseline,
+    read_baseline,
+    write_baseline,
+)
 from perfguard.startup.budgets import Budgets, StartupReport, evaluate
 from perfguard.startup.errors import StartupCheckError
 from perfguard.startup.html import render_html
@@ -49,6 +56,7 @@ _SPEC_PATH = f"{_SCRIPT_DIR}/spec.json"
 _PEX_ROOT_CACHE = "pex_root"
 _PEX_ROOT_PATH = ".cache/pex_root"
 _HTML_DIR = "startup-check"
+_STORED_BINARY_DIR = f"{_SCRIPT_DIR}/baseline"
 
 EXIT_OK = 0
 EXIT_BLOCKING = 1
@@ -124,6 +132,20 @@ class StartupCheckSubsystem(GoalSubsystem):
             """
         ),
     )
+    baseline_binaries_dir = StrOption(
+        default=None,
+        advanced=True,
+        help=softwrap(
+            """
+            Build-root-relative folder where `--startup-check-update-baseline` also stores
+            each binary, in a subfolder named after the build's digest. When a baseline's
+            binary is found there, the check runs it and the new build interleaved on this
+            machine, which is far less sensitive to machine noise than a comparison with
+            stored samples. Keep the folder out of version control, and restore it in CI
+            from a cache keyed on the baseline files.
+            """
+        ),
+    )
     update_baseline = BoolOption(
         default=False,
         help="If true, write each binary's measurement to `[startup-check].baseline_dir`.",
@@ -165,25 +187,29 @@ async def _measure(
     prohibited: Tuple[str, ...],
     run_id: RunId,
     valgrind: Optional[str],
+    build_root: BuildRoot,
 ) -> List[_Measured]:
     pythons = await engine_calls.pythons_for_binaries(
         [build.field_set for build in builds if build.package is not None]
     )
+    stored = [_find_stored_binary(subsystem, build_root, tgt) for tgt in targets]
     python_iter = iter(pythons)
     script_inputs = []
     plans = []
-    for build, tgt in zip(builds, targets):
+    for build, tgt, stored_binary in zip(builds, targets, stored):
         if build.package is None:
             plans.append(None)
             continue
         python = next(python_iter)
-        relpath = build.package.artifacts[0].relpath or ""
-        if build.field_set.layout.value != "zipapp":
-            relpath = os.path.join(relpath, "__main__.py")
-        spec = _spec(subsystem, tgt, python.path, relpath, valgrind)
-        script_inputs.append(
-            {_HARNESS_PATH: _harness_script(), _SPEC_PATH: spec.to_json().encode()}
-        )
+        relpath = _entry_path(build)
+        inputs = {_HARNESS_PATH: _harness_script()}
+        baseline_relpath = None
+        if stored_binary is not None:
+            baseline_relpath, stored_inputs = stored_binary
+            inputs.update(stored_inputs)
+        spec = _spec(subsystem, tgt, python.path, relpath, valgrind, baseline_relpath)
+        inputs[_SPEC_PATH] = spec.to_json().encode()
+        script_inputs.append(inputs)
         plans.append((python, spec, build))
     scripts = await engine_calls.create_digests(script_inputs)
     digests = await engine_calls.merge_digests(
@@ -282,7 +308,7 @@ async def run_startup_check(
 
     builds = await engine_calls.build_binaries([PexBinaryFieldSet.create(t) for t in binaries])
     measured = await _measure(
-        builds, binaries, subsystem, budgets_for, prohibited, run_id, valgrind
+        builds, binaries, subsystem, budgets_for, prohibited, run_id, valgrind, build_root
     )
 
     exit_code = EXIT_OK
@@ -294,8 +320,10 @@ async def run_startup_check(
             continue
         report = item.report
         if subsystem.baseline_dir and item.result is not None:
+            index = [tgt.address.spec for tgt in binaries].index(item.address)
             report, baseline_exit = _apply_baseline(
-                console, subsystem, build_root, item, budgets_for, binaries, prohibited
+                console, subsystem, build_root, workspace, item, budgets_for[index],
+                builds[index], prohibited,
             )
             exit_code = max(exit_code, baseline_exit)
         console.print_stdout(report.format_text())
@@ -315,18 +343,20 @@ def _apply_baseline(
     console: Console,
     subsystem: StartupCheckSubsystem,
     build_root: BuildRoot,
+    workspace: Workspace,
     item: _Measured,
-    budgets_for: List[Budgets],
-    binaries: List[Target],
+    budgets: Budgets,
+    build: BinaryBuild,
     prohibited: Tuple[str, ...],
 ) -> Tuple[StartupReport, int]:
     assert item.report is not None and item.result is not None
-    index = [tgt.address.spec for tgt in binaries].index(item.address)
     path = os.path.join(build_root.path, subsystem.baseline_dir, _baseline_name(item.address))
     relpath = os.path.relpath(path, build_root.path)
     try:
         if subsystem.update_baseline:
-            baseline = build_baseline(item.address, item.result, budgets_for[index].heavy_modules)
+            baseline = build_baseline(item.address, item.result, budgets.heavy_modules)
+            if subsystem.baseline_binaries_dir:
+                baseline = _store_binary(subsystem.baseline_binaries_dir, workspace, build, baseline)
             write_baseline(path, baseline)
             console.print_stderr(f"startup-check: wrote the baseline of {item.address} to {relpath}.")
             return item.report, EXIT_OK
@@ -334,10 +364,18 @@ def _apply_baseline(
     except (StartupCheckError, ValueError) as e:
         console.print_stderr(f"startup-check: {e}")
         return item.report, EXIT_USAGE
-    report = evaluate(
-        item.result, budgets_for[index], prohibited, baseline, binary=item.address
-    )
+    report = evaluate(item.result, budgets, prohibited, baseline, binary=item.address)
     return report, EXIT_OK
+
+
+def _store_binary(
+    folder: str, workspace: Workspace, build: BinaryBuild, baseline: Baseline
+) -> Baseline:
+    """Write the built binary under `folder`/DIGEST and record where it is in the baseline."""
+    assert build.package is not None
+    fingerprint = build.package.digest.fingerprint
+    workspace.write_digest(build.package.digest, path_prefix=os.path.join(folder, fingerprint))
+    return dataclasses.replace(baseline, stored_binary=StoredBinary(fingerprint, _entry_path(build)))
 
 
 def _baseline_name(address: str) -> str:
@@ -362,20 +400,74 @@ def _budgets(subsystem: StartupCheckSubsystem, tgt: Target, heavy: Tuple[str, ..
     )
 
 
+def _entry_path(build: BinaryBuild) -> str:
+    assert build.package is not None
+    relpath = build.package.artifacts[0].relpath or ""
+    if build.field_set.layout.value != "zipapp":
+        relpath = os.path.join(relpath, "__main__.py")
+    return relpath
+
+
+def _find_stored_binary(
+    subsystem: StartupCheckSubsystem, build_root: BuildRoot, tgt: Target
+) -> Optional[Tuple[str, Dict[str, bytes]]]:
+    """Return the entry path and sandbox files of the baseline's stored binary, if on disk.
+
+    NB: the files are read directly rather than through the engine, because a folder that is
+    ignored by git, as stored binaries should be, is also invisible to Pants' path globs.
+    """
+    if not (subsystem.baseline_dir and subsystem.baseline_binaries_dir):
+        return None
+    if subsystem.update_baseline:
+        return None
+    address = tgt.address.spec
+    path = os.path.join(build_root.path, subsystem.baseline_dir, _baseline_name(address))
+    try:
+        stored = read_baseline(path, binary=address).stored_binary
+    except (StartupCheckError, ValueError):
+        # The comparison step reads the baseline again and reports the error.
+        return None
+    if stored is None:
+        return None
+    folder = os.path.join(build_root.path, subsystem.baseline_binaries_dir, stored.digest)
+    if not os.path.isfile(os.path.join(folder, stored.path)):
+        logger.info(
+            "The stored binary of %s is not in %s, so it is compared with the stored samples.",
+            address, folder,
+        )
+        return None
+    files: Dict[str, bytes] = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                files[f"{_STORED_BINARY_DIR}/{os.path.relpath(path, folder)}"] = f.read()
+    return stored.path, files
+
+
 def _spec(
     subsystem: StartupCheckSubsystem,
     tgt: Target,
     python: str,
     relpath: str,
     valgrind: Optional[str],
+    baseline_relpath: Optional[str] = None,
 ) -> HarnessSpec:
     args = tuple(tgt.get(StartupCheckArgsField).value or ())
     env = dict(tgt.get(StartupCheckEnvField).value or {})
     env.setdefault("PEX_ROOT", _PEX_ROOT_PATH)
     # NOTE: the importtime run puts a module recorder on PYTHONPATH, and a pex re-executes once
     # more to scrub it, so that run shows two more launcher processes than production does.
+    command = (python, relpath, *args)
+    candidate = None
+    if baseline_relpath is not None:
+        # The stored baseline binary runs as A and the new build as B, interleaved.
+        candidate = command
+        command = (python, f"{_STORED_BINARY_DIR}/{baseline_relpath}", *args)
     return HarnessSpec.build(
-        command=(python, relpath, *args),
+        command=command,
+        candidate_command=candidate,
+        candidate_env=env,
         env=env,
         warmup=max(1, subsystem.warmup),
         min_runs=subsystem.min_runs,

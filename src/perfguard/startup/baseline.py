@@ -29,6 +29,18 @@ SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
+class StoredBinary:
+    """A stored copy of the baseline's binary.
+
+    `digest` names the folder that contains the build's files, and `path` is the file to run,
+    relative to that folder.
+    """
+
+    digest: str
+    path: str
+
+
+@dataclass(frozen=True)
 class Baseline:
     """The recorded startup of one binary.
 
@@ -48,6 +60,7 @@ class Baseline:
     heavy_packages: Tuple[str, ...]
     environment: Mapping[str, Any]
     instructions: Optional[int] = None
+    stored_binary: Optional[StoredBinary] = None
 
     def snapshot(self) -> StartupSnapshot:
         timings = [ModuleTiming(name, self_us, cumulative_us, 1)
@@ -233,6 +246,8 @@ def format_baseline(baseline: Baseline) -> str:
         "heavy_packages": list(baseline.heavy_packages),
         "environment": dict(baseline.environment),
     }
+    if baseline.stored_binary is not None:
+        data["stored_binary"] = dataclasses.asdict(baseline.stored_binary)
     return _format_json(data, 0) + "\n"
 
 
@@ -303,6 +318,12 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
         not isinstance(instructions, int) or isinstance(instructions, bool) or instructions < 0
     ):
         raise corrupt("startup.instructions", "a non-negative integer or null")
+    stored = data.get("stored_binary")
+    if stored is not None and not (
+        isinstance(stored, dict)
+        and all(isinstance(stored.get(key), str) and stored[key] for key in ("digest", "path"))
+    ):
+        raise corrupt("stored_binary", "null or an object with digest and path strings")
     interval = median_ci(samples)
     peak = startup.get("peak_rss_bytes")
     return Baseline(
@@ -318,4 +339,5 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
         heavy_packages=tuple(heavy),
         environment=environment,
         instructions=instructions,
+        stored_binary=StoredBinary(stored["digest"], stored["path"]) if stored else None,
     )

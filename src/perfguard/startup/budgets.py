@@ -128,6 +128,11 @@ class StartupReport:
         parts.append(f"{self.module_count} modules")
         if self.instructions is not None:
             parts.append(f"{self.instructions / 1e6:,.1f} M instructions")
+        if self.comparison is not None:
+            parts.append(
+                f"{self.comparison.relative_shift:+.1%} against the reference (one-sided "
+                f"p={self.comparison.p_value:.2g})"
+            )
         if self.launcher_ns is not None:
             parts.append(
                 f"pex bootstrap {format_duration_ms(self.launcher_ns)} of imports in "

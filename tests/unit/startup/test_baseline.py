@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from perfguard.startup.baseline import (
+    StoredBinary,
     build_baseline,
     format_baseline,
     read_baseline,
@@ -233,4 +234,31 @@ def test_invalid_instruction_count(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
 
     with pytest.raises(CorruptBaseline, match="startup.instructions must be a non-negative"):
+        read_baseline(path, binary="app:bin")
+
+
+def test_stored_binary_round_trip(tmp_path: Path) -> None:
+    result = make_result(make_variant(STEADY_MS, importtime=BASE_IMPORTS))
+    baseline = dataclasses.replace(
+        build_baseline("app:bin", result, DEFAULT_HEAVY_MODULES, clock=FakeClock()),
+        stored_binary=StoredBinary("ab12", "src.app/bin.pex"),
+    )
+    path = tmp_path / "app.json"
+
+    write_baseline(path, baseline)
+    stored = read_baseline(path, binary="app:bin")
+
+    assert stored.stored_binary == StoredBinary("ab12", "src.app/bin.pex")
+    assert json.loads(path.read_text())["stored_binary"] == {
+        "digest": "ab12", "path": "src.app/bin.pex"
+    }
+
+
+def test_invalid_stored_binary(tmp_path: Path) -> None:
+    path = _record(tmp_path)
+    data = json.loads(path.read_text())
+    data["stored_binary"] = {"digest": "ab12"}
+    path.write_text(json.dumps(data))
+
+    with pytest.raises(CorruptBaseline, match="stored_binary must be null or an object"):
         read_baseline(path, binary="app:bin")

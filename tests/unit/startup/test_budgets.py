@@ -207,3 +207,4 @@ def test_instruction_growth_ab(before: object, after: object, blocks: bool) -> N
 
     assert ("startup-instructions" in _rules(report)) is blocks
     assert report.blocking is blocks
+    assert "+0.0% against the reference (one-sided p=" in report.format_text()
