@@ -46,13 +46,14 @@ def compare_snapshots(
     reference_name: str,
     deterministic_severity: Severity = Severity.error,
     instruction_margin: float = 0.02,
+    instruction_severity: Severity = Severity.error,
 ) -> Tuple[Optional[Comparison], Tuple[Finding, ...]]:
     """Compare `current` against `reference`; return the timing comparison and findings.
 
-    `deterministic_severity` applies to the module-set, heavy-count and instruction-count
-    findings; callers lower it when the two sides ran on different interpreters, whose
-    standard modules differ. Instruction counts that both sides have block when they grew by
-    more than `instruction_margin`, a fraction of the reference count.
+    `deterministic_severity` applies to the module-set and heavy-count findings; callers lower
+    it when the two sides ran on different interpreters, whose standard modules differ.
+    Instruction counts that both sides have get an `instruction_severity` finding when they
+    grew by more than `instruction_margin`, a fraction of the reference count.
     """
     findings: List[Finding] = []
     added = sorted(current.modules - reference.modules)
@@ -69,7 +70,7 @@ def compare_snapshots(
     findings.extend(_compare_heavy(reference, current, location, heavy_modules, reference_name,
                                    deterministic_severity))
     findings.extend(_compare_instructions(reference, current, location, reference_name,
-                                          deterministic_severity, instruction_margin))
+                                          instruction_severity, instruction_margin))
     comparison: Optional[Comparison] = None
     if len(reference.wall_ns) >= 2 and len(current.wall_ns) >= 2:
         comparison = compare_samples(

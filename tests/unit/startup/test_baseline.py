@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from perfguard.findings import Severity
 from perfguard.startup.baseline import (
     StoredBinary,
     build_baseline,
@@ -262,3 +263,20 @@ def test_invalid_stored_binary(tmp_path: Path) -> None:
 
     with pytest.raises(CorruptBaseline, match="stored_binary must be null or an object"):
         read_baseline(path, binary="app:bin")
+
+
+def test_instruction_growth_other_cpu_warns(tmp_path: Path) -> None:
+    recorded = dataclasses.replace(
+        make_variant(STEADY_MS, importtime=BASE_IMPORTS), instructions=600_000_000
+    )
+    baseline = build_baseline("app:bin", make_result(recorded), DEFAULT_HEAVY_MODULES,
+                              clock=FakeClock())
+    other_cpu = dataclasses.replace(ENVIRONMENT, cpu_model="Other CPU")
+    grown = dataclasses.replace(recorded, instructions=630_000_000)
+
+    report = evaluate(make_result(grown, environment=other_cpu), baseline=baseline)
+
+    by_rule = {f.rule_id: f for f in report.findings}
+    assert by_rule["startup-instructions"].severity is Severity.warning
+    assert "baseline-environment" in by_rule
+    assert not report.blocking
