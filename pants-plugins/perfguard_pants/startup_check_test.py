@@ -1,4 +1,4 @@
-"""RuleRunner test of the `startup-check` goal on two tiny `pex_binary` targets."""
+"""RuleRunner tests of the `startup-check` goal on two tiny `pex_binary` targets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from perfguard_pants.startup_check import StartupCheck
 
 from pants.backend.python import register as python_register
 from pants.core import register as core_register
-from pants.testutil.rule_runner import RuleRunner
+from pants.testutil.rule_runner import GoalRuleResult, RuleRunner
 
 # RuleRunner does not read pants.toml, so these repeat its [pex-cli] section: Pants would
 # otherwise download the pex CLI from GitHub.
@@ -62,34 +62,38 @@ def rule_runner() -> RuleRunner:
     )
 
 
-def test_prohibited_module(rule_runner: RuleRunner) -> None:
-    rule_runner.write_files(
-        {
-            "src/app/BUILD": (
-                "python_sources()\n"
-                "pex_binary(name='plain', entry_point='plain.py')\n"
-                "pex_binary(name='store', entry_point='store.py')\n"
-            ),
-            "src/app/plain.py": "import json\nprint(json.dumps({'ok': 1}))\n",
-            "src/app/store.py": "import sqlite3\nprint(sqlite3.sqlite_version)\n",
-        }
-    )
+FILES = {
+    "src/app/BUILD": (
+        "python_sources()\n"
+        "pex_binary(name='plain', entry_point='plain.py')\n"
+        "pex_binary(name='store', entry_point='store.py')\n"
+    ),
+    "src/app/plain.py": "import json\nprint(json.dumps({'ok': 1}))\n",
+    "src/app/store.py": "import sqlite3\nprint(sqlite3.sqlite_version)\n",
+}
 
-    result = rule_runner.run_goal_rule(
+
+def _run_startup_check(rule_runner: RuleRunner, *args: str) -> GoalRuleResult:
+    rule_runner.write_files(FILES)
+    return rule_runner.run_goal_rule(
         StartupCheck,
         global_args=_global_args(),
         args=[
             *_LOOSE_BUDGETS,
-            # The pex launcher itself imports email, so this needs a module that it leaves alone.
-            "--startup-check-prohibited-modules=['sqlite3']",
             "--startup-check-warmup=1",
             "--startup-check-min-runs=3",
             "--startup-check-max-runs=3",
-            "src/app:plain",
-            "src/app:store",
+            *args,
         ],
         env=_pip_workaround_env(),
         env_inherit=_ENV_INHERIT,
+    )
+
+
+def test_prohibited_module(rule_runner: RuleRunner) -> None:
+    # The pex launcher itself imports email, so this needs a module that it leaves alone.
+    result = _run_startup_check(
+        rule_runner, "--startup-check-prohibited-modules=['sqlite3']", "src/app::"
     )
 
     assert result.exit_code == 1
@@ -102,3 +106,18 @@ def test_prohibited_module(rule_runner: RuleRunner) -> None:
     ) in result.stdout
     assert "src/app:store: startup check FAILED" in result.stdout
     assert "2 binaries checked, 1 failed." in result.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="StrListOption turns the default of None into [], so the fallback never applies",
+)
+def test_prohibited_default(rule_runner: RuleRunner) -> None:
+    # `[startup-check].prohibited_modules` is documented to default to `[arch-lint].heavy_modules`.
+    result = _run_startup_check(
+        rule_runner, "--arch-lint-heavy-modules=['sqlite3']", "src/app:store"
+    )
+
+    assert result.exit_code == 1
+    assert "prohibited package sqlite3" in result.stdout
