@@ -196,7 +196,7 @@ async def _measure(
     python_iter = iter(pythons)
     script_inputs = []
     plans = []
-    for build, tgt, stored_binary in zip(builds, targets, stored):
+    for build, tgt, stored_binary, budgets in zip(builds, targets, stored, budgets_for):
         if build.package is None:
             plans.append(None)
             continue
@@ -207,7 +207,12 @@ async def _measure(
         if stored_binary is not None:
             baseline_relpath, stored_inputs = stored_binary
             inputs.update(stored_inputs)
-        spec = _spec(subsystem, tgt, python.path, relpath, valgrind, baseline_relpath)
+        # Without a baseline to compare with, timing only decides the budget, so it may stop
+        # as soon as the budget is clearly met or clearly missed.
+        decision_ns = None if subsystem.baseline_dir else budgets.startup_ms * 1e6
+        spec = _spec(
+            subsystem, tgt, python.path, relpath, valgrind, baseline_relpath, decision_ns
+        )
         inputs[_SPEC_PATH] = spec.to_json().encode()
         script_inputs.append(inputs)
         plans.append((python, spec, build))
@@ -452,6 +457,7 @@ def _spec(
     relpath: str,
     valgrind: Optional[str],
     baseline_relpath: Optional[str] = None,
+    decision_ns: Optional[float] = None,
 ) -> HarnessSpec:
     args = tuple(tgt.get(StartupCheckArgsField).value or ())
     env = dict(tgt.get(StartupCheckEnvField).value or {})
@@ -475,6 +481,7 @@ def _spec(
         target_rel_ci=subsystem.target_rel_ci,
         timeout_s=subsystem.timeout,
         valgrind=valgrind,
+        decision_ns=decision_ns,
     )
 
 

@@ -9,7 +9,8 @@ interpreter the measured binary uses. Invalid specs exit with status 2 and a mes
 Spec fields (defaults in DEFAULTS): `command` is the argv to measure, and `env` is laid over the
 harness's own environment (or replaces it when `inherit_env` is false). After `warmup` runs, timed
 runs continue until the 95% CI of the median wall time is within `target_rel_ci` of the median,
-with at least `min_runs` and at most `max_runs` runs. Then `importtime_runs` runs with
+or lies wholly on one side of `decision_ns` (a budget) if that is set, with at least `min_runs`
+and at most `max_runs` runs. Then `importtime_runs` runs with
 PYTHONPROFILEIMPORTTIME set capture the import profile from stderr, and with `record_modules`
 a sitecustomize records sys.modules at exit. A `candidate` command is run interleaved with
 `command` for A/B comparisons. When `valgrind` is a path, one more run of each variant under
@@ -85,6 +86,7 @@ DEFAULTS = {
     "max_importtime_bytes": 16 * 1024 * 1024,
     "candidate": None,
     "valgrind": None,
+    "decision_ns": None,
 }
 # Fixes str and bytes hashing in the counted runs, because a random hash seed changes how much
 # work dict and set operations do and so the instruction count.
@@ -121,6 +123,8 @@ def load_spec(data):
     for name in ("inherit_env", "record_modules"):
         if not isinstance(spec[name], bool):
             problems.append("{}: expected true or false, got {!r}".format(name, spec[name]))
+    if spec["decision_ns"] is not None:
+        problems.extend(_check_number(spec, "decision_ns", 0.0, False))
     if spec["valgrind"] is not None and not isinstance(spec["valgrind"], str):
         problems.append("valgrind: expected a path string or null, got {!r}".format(
             spec["valgrind"]))
@@ -370,11 +374,15 @@ def _binomial_cdf(k, n):
     )
 
 
-def has_converged(values, target_rel_ci):
+def has_converged(values, target_rel_ci, decision_ns=None):
+    """Return True when the median's CI is within `target_rel_ci` of the median, or when it
+    lies wholly above or below `decision_ns`, so more runs cannot change that decision."""
     center = median(values)
     if center <= 0:
         return True
     low, high = median_ci(values)
+    if decision_ns is not None and (high < decision_ns or low > decision_ns):
+        return True
     return (high - low) / 2.0 / center <= target_rel_ci
 
 
@@ -413,12 +421,16 @@ def run_benchmark(spec, runner=run_once):
             _run_and_record(spec, runner, variant, "timed")
         timed_runs += 1
         if timed_runs >= spec["min_runs"] and all(
-            has_converged(v["_wall"], spec["target_rel_ci"]) for v in variants if not v["failures"]
+            has_converged(v["_wall"], spec["target_rel_ci"], spec["decision_ns"])
+            for v in variants
+            if not v["failures"]
         ):
             break
     for variant in variants:
         walls = variant.pop("_wall")
-        variant["converged"] = bool(walls) and has_converged(walls, spec["target_rel_ci"])
+        variant["converged"] = bool(walls) and has_converged(
+            walls, spec["target_rel_ci"], spec["decision_ns"]
+        )
         if spec["importtime"] and not variant["failures"]:
             for _ in range(spec["importtime_runs"]):
                 _run_importtime(spec, runner, variant)

@@ -27,6 +27,8 @@ class HarnessSpec:
     The harness module's DEFAULTS list the same fields.
 
     `env` and `candidate_env` are sorted (name, value) pairs, so the spec is hashable.
+    `decision_ns`, a startup budget, lets timing stop once the median's CI is wholly on one
+    side of it.
     """
 
     command: Tuple[str, ...]
@@ -45,6 +47,7 @@ class HarnessSpec:
     max_output_bytes: int = 65536
     max_importtime_bytes: int = 16 * 1024 * 1024
     valgrind: Optional[str] = None
+    decision_ns: Optional[float] = None
     candidate_command: Optional[Tuple[str, ...]] = None
     candidate_env: Tuple[Tuple[str, str], ...] = ()
 
@@ -89,6 +92,7 @@ class HarnessSpec:
             "max_output_bytes": self.max_output_bytes,
             "max_importtime_bytes": self.max_importtime_bytes,
             "valgrind": self.valgrind,
+            "decision_ns": self.decision_ns,
             "candidate": None,
         }
         if self.candidate_command is not None:
@@ -112,7 +116,8 @@ def _find_spec_problems(spec: HarnessSpec) -> List[str]:
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             problems.append(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    for name in ("target_rel_ci", "timeout_s"):
+    names = ("target_rel_ci", "timeout_s") + (("decision_ns",) if spec.decision_ns is not None else ())
+    for name in names:
         value = getattr(spec, name)
         if not _is_number(value) or not math.isfinite(value) or value <= 0:
             problems.append(f"{name}: expected a finite number > 0, got {value!r}")

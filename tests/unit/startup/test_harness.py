@@ -484,3 +484,35 @@ def test_instruction_count_repeats() -> None:
     assert baseline is not None and candidate is not None
     # The hash seed is fixed, so only address-space layout can make the two counts differ.
     assert abs(candidate / baseline - 1.0) < 0.001
+
+
+def test_loop_stops_when_budget_decided() -> None:
+    walls = [100, 200, 50, 300, 10, 250, 80, 400, 20, 150, 30, 500]
+    spec = harness.load_spec({"command": ["A"], "warmup": 0, "min_runs": 3, "max_runs": 12,
+                              "importtime": False, "decision_ns": 10_000})
+    runner = FakeRun({"A": walls})
+
+    variants = harness.run_benchmark(spec, runner)
+
+    # Below 6 values the CI of the median is [min, max]: 50-200 after 3 runs, below 10,000.
+    assert len(variants["baseline"]["samples"]) == 3
+    assert variants["baseline"]["converged"]
+
+
+def test_budget_inside_ci_keeps_running() -> None:
+    walls = [100, 200, 50, 300, 10, 250, 80, 400, 20, 150, 30, 500]
+    spec = harness.load_spec({"command": ["A"], "warmup": 0, "min_runs": 3, "max_runs": 12,
+                              "importtime": False, "decision_ns": 120})
+    runner = FakeRun({"A": walls})
+
+    variants = harness.run_benchmark(spec, runner)
+
+    assert len(variants["baseline"]["samples"]) == 12
+    assert not variants["baseline"]["converged"]
+
+
+def test_invalid_decision_ns() -> None:
+    with pytest.raises(harness.SpecError, match="decision_ns: expected a number > 0"):
+        harness.load_spec({"command": ["A"], "decision_ns": 0})
+    with pytest.raises(InvalidSpec, match="decision_ns: expected a finite number > 0"):
+        HarnessSpec.build(["A"], decision_ns=-1.0)
