@@ -26,6 +26,7 @@ from pants.backend.python.util_rules.pex_from_targets import (
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.core.util_rules.system_binaries import SEARCH_PATHS, BinaryPathRequest, BinaryPaths
+from pants.engine.addresses import Address, Addresses
 from pants.engine.fs import (
     CreateDigest,
     Digest,
@@ -63,6 +64,16 @@ async def dependencies_of(targets: Sequence[Target]) -> Tuple[Targets, ...]:
     return await MultiGet(
         Get(Targets, DependenciesRequest(tgt[Dependencies])) for tgt in targets
     )
+
+
+async def dependency_addresses_of(targets: Sequence[Target]) -> Tuple[Addresses, ...]:
+    return await MultiGet(
+        Get(Addresses, DependenciesRequest(tgt[Dependencies])) for tgt in targets
+    )
+
+
+async def targets_at(addresses: Sequence[Address]) -> Targets:
+    return await Get(Targets, Addresses(addresses))
 
 
 async def source_roots(paths: Iterable[str]) -> SourceRootsResult:

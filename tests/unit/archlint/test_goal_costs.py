@@ -1,18 +1,20 @@
-"""The `arch-lint` goal measures heavy modules in a requirements-only virtualenv (RuleRunner)."""
+"""The `arch-lint` goal: import costs measured in a requirements-only virtualenv, and batching."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterable, List, Tuple
 
 import pytest
 from pants.backend.python import register as python_register
+from pants.backend.python.target_types import PythonSourceField, PythonSourceTarget
 from pants.core import register as core_register
+from pants.engine.addresses import Address
 from pants.testutil.rule_runner import RuleRunner
 
 from perfguard_pants import register
-from perfguard_pants.arch_lint import ArchLint
+from perfguard_pants.arch_lint import ArchLint, split_batches
 
 # The sha256 and size of the reproducible pex 2.1.137 CLI that ./pants builds.
 _PEX_CLI_VERSION = (
@@ -93,3 +95,31 @@ def test_goal_skips_costs_when_disabled(rule_runner: RuleRunner) -> None:
     assert document["findings"][0]["cost"] is None
     assert document["measured_cost_ms"] is None
     assert document["unmeasured_modules"] == ["asyncio"]
+
+
+def _paths(batches: List[List[Any]]) -> List[Tuple[str, ...]]:
+    return [tuple(tgt[PythonSourceField].file_path for tgt in batch) for batch in batches]
+
+
+def _file_targets(paths: Iterable[str]) -> List[Any]:
+    return [
+        PythonSourceTarget(
+            {"source": path.split("/")[-1]}, Address("src", relative_file_path=path.split("/")[-1])
+        )
+        for path in sorted(paths)
+    ]
+
+
+def test_batches_change_locally_on_insert() -> None:
+    names = [f"src/mod_{index:04d}.py" for index in range(400)]
+    before = _paths(split_batches(_file_targets(names), 16))
+
+    after = _paths(split_batches(_file_targets(names + ["src/mod_0200a.py"]), 16))
+
+    assert sum(len(batch) for batch in before) == 400
+    assert max(len(batch) for batch in before) <= 64
+    # The new file lands in a run that the size cap cut, so the next batch shifts as well.
+    assert len(set(after) - set(before)) == 2
+    assert len(set(before) - set(after)) == 2
+    assert len(set(before) & set(after)) == len(before) - 2
+    assert any("src/mod_0200a.py" in batch for batch in set(after) - set(before))
