@@ -193,3 +193,26 @@ def test_invalid_severity(rule_runner: RuleRunner) -> None:
     assert "'loud'" in result.stderr
     assert "god-object" in result.stderr
     assert result.stdout == ""
+
+
+def test_baseline_flow(rule_runner: RuleRunner) -> None:
+    files = {"src/app/BUILD": "python_sources()", "src/app/protocols.py": "import torch\n"}
+    baseline_args = (PROTOCOL_GLOB, "--arch-lint-baseline=arch-lint-baseline.json", "src/app::")
+
+    update = _run_arch_lint(rule_runner, files, "--arch-lint-update-baseline", *baseline_args)
+    check = _run_arch_lint(rule_runner, files, *baseline_args)
+
+    assert update.exit_code == 0
+    assert "wrote 1 finding to arch-lint-baseline.json" in update.stderr
+    assert check.exit_code == 0
+    assert "Baseline: 1 accepted, 0 stale entries." in check.stdout
+    assert "src/app/protocols.py:1: heavy-import" not in check.stdout
+
+
+def test_update_baseline_without_path(rule_runner: RuleRunner) -> None:
+    files = {"src/app/BUILD": "python_sources()", "src/app/a.py": "VALUE = 1\n"}
+
+    result = _run_arch_lint(rule_runner, files, "--arch-lint-update-baseline", "src/app::")
+
+    assert result.exit_code == 2
+    assert "`[arch-lint].baseline`" in result.stderr

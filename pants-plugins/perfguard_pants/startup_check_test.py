@@ -11,6 +11,7 @@ from perfguard_pants.startup_check import StartupCheck
 
 from pants.backend.python import register as python_register
 from pants.core import register as core_register
+from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import GoalRuleResult, RuleRunner
 
 # RuleRunner does not read pants.toml, so these repeat its [pex-cli] section: Pants would
@@ -121,3 +122,52 @@ def test_prohibited_default(rule_runner: RuleRunner) -> None:
 
     assert result.exit_code == 1
     assert "prohibited package sqlite3" in result.stdout
+
+
+def test_skip_field(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {"src/skipped/BUILD": "pex_binary(entry_point='main.py', skip_startup_check=True)"}
+    )
+
+    result = _run_startup_check(rule_runner, "src/skipped:skipped")
+
+    assert result.exit_code == 0
+    assert "nothing to measure" in result.stderr
+    assert result.stdout == ""
+
+
+def test_update_baseline_without_dir(rule_runner: RuleRunner) -> None:
+    result = _run_startup_check(rule_runner, "--startup-check-update-baseline", "src/app:plain")
+
+    assert result.exit_code == 2
+    assert "`[startup-check].baseline_dir`" in result.stderr
+
+
+def test_invalid_budget_field(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {"src/bad/BUILD": "pex_binary(entry_point='main.py', startup_budget_ms=-5.0)"}
+    )
+
+    with pytest.raises(ExecutionError) as error:
+        _run_startup_check(rule_runner, "src/bad:bad")
+
+    assert "Invalid `startup_budget_ms=-5.0` in src/bad:bad" in str(error.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ExecutionError,
+    reason="FloatField rejects int values: 'must be a float, but was `300` with type `int`'",
+)
+def test_int_budget_field(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "src/whole/BUILD": (
+                "pex_binary(entry_point='main.py', startup_budget_ms=300, skip_startup_check=True)"
+            )
+        }
+    )
+
+    result = _run_startup_check(rule_runner, "src/whole:whole")
+
+    assert result.exit_code == 0
