@@ -249,7 +249,7 @@ async def _measure(
 async def _write_charts(
     reports: List[StartupReport], workspace: Workspace, dist_dir: DistDir
 ) -> List[str]:
-    """Write one HTML import chart per report under the dist dir; return their paths."""
+    """Write one HTML import chart per report under the dist dir and return the paths."""
     files = {
         f"{_HTML_DIR}/{_file_stem(report.binary)}.html": render_html(
             [report], title=f"startup of {report.binary}"
@@ -482,6 +482,8 @@ def _spec(
         timeout_s=subsystem.timeout,
         valgrind=valgrind,
         decision_ns=decision_ns,
+        # The program's own arguments follow the interpreter and the pex path.
+        program_args_start=2,
     )
 
 

@@ -87,7 +87,10 @@ DEFAULTS = {
     "candidate": None,
     "valgrind": None,
     "decision_ns": None,
+    "program_args_start": None,
 }
+# What pex 2.1 logs with PEX_VERBOSE=1 just before a venv-mode pex re-executes into its venv.
+VENV_PEX_LOG = re.compile(r"^pex: Executing venv PEX for .+ at (\S+)$", re.MULTILINE)
 # Fixes str and bytes hashing in the counted runs, because a random hash seed changes how much
 # work dict and set operations do and so the instruction count.
 COUNTED_RUN_HASH_SEED = "0"
@@ -125,6 +128,8 @@ def load_spec(data):
             problems.append("{}: expected true or false, got {!r}".format(name, spec[name]))
     if spec["decision_ns"] is not None:
         problems.extend(_check_number(spec, "decision_ns", 0.0, False))
+    if spec["program_args_start"] is not None:
+        problems.extend(_check_int(spec, "program_args_start", 1))
     if spec["valgrind"] is not None and not isinstance(spec["valgrind"], str):
         problems.append("valgrind: expected a path string or null, got {!r}".format(
             spec["valgrind"]))
@@ -432,8 +437,9 @@ def run_benchmark(spec, runner=run_once):
             walls, spec["target_rel_ci"], spec["decision_ns"]
         )
         if spec["importtime"] and not variant["failures"]:
+            command = _find_importtime_command(spec, runner, variant)
             for _ in range(spec["importtime_runs"]):
-                _run_importtime(spec, runner, variant)
+                _run_importtime(spec, runner, variant, command)
         if spec["valgrind"] and not variant["failures"]:
             _count_instructions(spec, runner, variant)
     return {v["name"]: _public(v) for v in variants}
@@ -465,14 +471,36 @@ def _run_and_record(spec, runner, variant, phase):
             "stdout_bytes", "stderr_bytes")})
 
 
-def _run_importtime(spec, runner, variant):
+def _find_importtime_command(spec, runner, variant):
+    """Return the command for importtime runs: the measured one, or a venv pex's own venv.
+
+    A venv-mode pex re-executes `VENV/bin/python -sE VENV/pex`, and `-E` makes that interpreter
+    ignore PYTHONPROFILEIMPORTTIME and the module recorder on PYTHONPATH. When
+    `program_args_start` says where the program's arguments start in the command, one run
+    with PEX_VERBOSE=1 finds the venv, and the importtime runs start it with `-s` only.
+    """
+    command = variant["command"]
+    if spec["program_args_start"] is None:
+        return command
+    env = build_env(spec, variant["env"])
+    env["PEX_VERBOSE"] = "1"
+    outcome = runner(command, env, spec["cwd"], spec["timeout_s"], 0, spec["max_output_bytes"])
+    match = VENV_PEX_LOG.search(outcome.get("stderr", "")) if outcome["kind"] == "ok" else None
+    if match is None:
+        return command
+    venv_pex = match.group(1)
+    venv_python = os.path.join(os.path.dirname(venv_pex), "bin", "python")
+    return [venv_python, "-s", venv_pex] + list(command[spec["program_args_start"]:])
+
+
+def _run_importtime(spec, runner, variant, command):
     env = build_env(spec, variant["env"], importtime_level=spec["importtime_level"])
     work_dir = tempfile.mkdtemp(prefix="perfguard-modules-")
     try:
         modules_file = None
         if spec["record_modules"]:
             modules_file = _install_module_recorder(work_dir, env)
-        outcome = runner(variant["command"], env, spec["cwd"], spec["timeout_s"], 0,
+        outcome = runner(command, env, spec["cwd"], spec["timeout_s"], 0,
                          spec["max_importtime_bytes"])
         modules = _read_module_list(modules_file) if modules_file else None
     finally:

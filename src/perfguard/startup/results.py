@@ -28,7 +28,8 @@ class HarnessSpec:
 
     `env` and `candidate_env` are sorted (name, value) pairs, so the spec is hashable.
     `decision_ns`, a startup budget, lets timing stop once the median's CI is wholly on one
-    side of it.
+    side of it. `program_args_start`, the index of the program's first argument in `command`,
+    lets the importtime runs of a venv-mode pex start its virtualenv directly.
     """
 
     command: Tuple[str, ...]
@@ -48,6 +49,7 @@ class HarnessSpec:
     max_importtime_bytes: int = 16 * 1024 * 1024
     valgrind: Optional[str] = None
     decision_ns: Optional[float] = None
+    program_args_start: Optional[int] = None
     candidate_command: Optional[Tuple[str, ...]] = None
     candidate_env: Tuple[Tuple[str, str], ...] = ()
 
@@ -93,6 +95,7 @@ class HarnessSpec:
             "max_importtime_bytes": self.max_importtime_bytes,
             "valgrind": self.valgrind,
             "decision_ns": self.decision_ns,
+            "program_args_start": self.program_args_start,
             "candidate": None,
         }
         if self.candidate_command is not None:
@@ -121,6 +124,9 @@ def _find_spec_problems(spec: HarnessSpec) -> List[str]:
         value = getattr(spec, name)
         if not _is_number(value) or not math.isfinite(value) or value <= 0:
             problems.append(f"{name}: expected a finite number > 0, got {value!r}")
+    start = spec.program_args_start
+    if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 1):
+        problems.append(f"program_args_start: expected an integer >= 1 or None, got {start!r}")
     if not problems and spec.max_runs < spec.min_runs:
         problems.append(f"max_runs: {spec.max_runs} is less than min_runs {spec.min_runs}")
     return problems

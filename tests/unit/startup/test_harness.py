@@ -516,3 +516,27 @@ def test_invalid_decision_ns() -> None:
         harness.load_spec({"command": ["A"], "decision_ns": 0})
     with pytest.raises(InvalidSpec, match="decision_ns: expected a finite number > 0"):
         HarnessSpec.build(["A"], decision_ns=-1.0)
+
+
+@pytest.mark.skipif(not os.environ.get("PERFGUARD_PEX_CLI"), reason="needs the pex CLI of ./pants")
+def test_venv_pex_import_profile(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "app.py").write_text("import helper\n")
+    (source / "helper.py").write_text("import json\nprint(json.dumps([1]))\n")
+    pex = tmp_path / "app.pex"
+    subprocess.run(
+        [sys.executable, os.environ["PERFGUARD_PEX_CLI"], "--venv", "-D", str(source), "-m",
+         "app", "-o", str(pex), "--python", sys.executable],
+        check=True,
+        env={**os.environ, "PEX_ROOT": str(tmp_path / "pex_root")},
+    )
+    env = {"PEX_ROOT": str(tmp_path / "pex_root")}
+    plain = _measure([sys.executable, str(pex)], env=env)
+    direct = _measure([sys.executable, str(pex)], env=env, program_args_start=2)
+
+    # The venv interpreter runs with -E, so the plain importtime run never sees the program.
+    assert "helper" not in plain.baseline.profiles[0].module_names
+    assert "helper" in direct.baseline.profiles[0].module_names
+    assert "json" in direct.baseline.loaded_modules
+    assert direct.baseline.importtime[0].modules_at_exit is not None
