@@ -23,10 +23,10 @@ python_sources(
 
 
 def test_sqlmodel_protocol(tmp_path_factory: pytest.TempPathFactory) -> None:
-    unpacked = download_sdist(PROJECT, VERSION, tmp_path_factory.mktemp("sdist"))
     repo = PantsRepo.create(
         tmp_path_factory.mktemp("sqlmodel_repo"), {"vendor/BUILD": BUILD}, source_roots=["/vendor"]
     )
+    unpacked = download_sdist(PROJECT, VERSION, tmp_path_factory.mktemp("sdist"))
     shutil.copytree(unpacked / "sqlmodel", repo.path("vendor/sqlmodel"))
     repo.commit("Add sqlmodel")
     python_files = sorted(repo.path("vendor").rglob("*.py"))
