@@ -136,7 +136,7 @@ class StartupReport:
         if self.launcher_ns is not None:
             parts.append(
                 f"pex bootstrap {format_duration_ms(self.launcher_ns)} of imports in "
-                f"{self.launcher_processes} interpreter processes"
+                f"{_count_processes(self.launcher_processes)}"
             )
         return ", ".join(parts)
 
@@ -291,7 +291,7 @@ def _check_launcher(variant: VariantResult, budgets: Budgets, location: Location
         severity=Severity.warning,
         location=location,
         message=(f"the pex launcher spends {format_duration_ms(launcher_us * 1000)} importing its "
-                 f"own code in {processes} interpreter processes before the program starts, "
+                 f"own code in {_count_processes(processes)} before the program starts, "
                  f"at least the {budgets.launcher_ms:g} ms threshold; this time is part of the "
                  f"startup but not of the import checks"),
         fix=('Set `execution_mode="venv"` on the pex_binary, which skips most of the '
@@ -380,6 +380,10 @@ def _compare(
                                    min_effect=budgets.regression_min_effect, location=location,
                                    instruction_margin=budgets.instruction_margin)
     return None, ()
+
+
+def _count_processes(count: int) -> str:
+    return f"{count} interpreter process" + ("" if count == 1 else "es")
 
 
 def _format_ci(interval: Interval) -> str:
