@@ -43,7 +43,11 @@ from perfguard.archlint.baseline import (
     read_baseline,
     write_baseline,
 )
-from perfguard.archlint.config import DEFAULT_HEAVY_MODULES, ArchLintConfig
+from perfguard.archlint.config import (
+    DEFAULT_HEAVY_MODULES,
+    DEFAULT_INTROSPECTED_CLASSES,
+    ArchLintConfig,
+)
 from perfguard.archlint.costs import (
     build_cost_spec,
     find_cost_requests,
@@ -117,6 +121,17 @@ class ArchLintSubsystem(GoalSubsystem):
             """
             Build-root-relative globs of protocol or interface files, such as
             `**/protocols.py`. The `arch_lint_protocol` field marks them per target too.
+            """
+        ),
+    )
+    introspected_classes = StrListOption(
+        default=list(DEFAULT_INTROSPECTED_CLASSES),
+        help=softwrap(
+            """
+            Dotted names of base classes and class decorators that read a class's annotations
+            when the class is created, such as `pydantic.BaseModel`. Names in those annotations
+            that are imported only under `TYPE_CHECKING` are reported as
+            `guarded-name-at-runtime`, even when annotations are quoted or postponed.
             """
         ),
     )
@@ -207,6 +222,7 @@ def _config(subsystem: ArchLintSubsystem, roots: Iterable[Target]) -> ArchLintCo
         class_line_limit=subsystem.class_line_limit,
         severities=subsystem.severities,
         allowed_exceptions=subsystem.allow,
+        introspected_classes=subsystem.introspected_classes,
     )
 
 
@@ -285,6 +301,7 @@ def _pure(path: str):  # type: ignore[no-untyped-def]
 def _probe_requests(
     files: Sequence[Target],
     modules: Mapping[str, str],
+    config: ArchLintConfig,
     batch_size: int,
     python_setup: PythonSetup,
 ) -> List[ProbeBatchRequest]:
@@ -303,6 +320,7 @@ def _probe_requests(
                     constraints=ics,
                     sources=tuple(tgt[PythonSourceField] for tgt in batch),
                     inputs=tuple(_probe_input(tgt, modules) for tgt in batch),
+                    introspected_classes=config.introspected_classes,
                 )
             )
     return requests
@@ -338,7 +356,9 @@ async def probe_batch(request: ProbeBatchRequest) -> ProbeBatchResult:
         [
             {
                 _PROBE_PATH: read_probe_script(),
-                _MANIFEST_PATH: build_manifest(request.inputs).encode(),
+                _MANIFEST_PATH: build_manifest(
+                    request.inputs, request.introspected_classes
+                ).encode(),
             }
         ]
     )
@@ -369,10 +389,11 @@ async def find_import_cycles(request: CyclesRequest) -> CyclesResult:
 async def _probe(
     files: Sequence[Target],
     modules: Mapping[str, str],
+    config: ArchLintConfig,
     batch_size: int,
     python_setup: PythonSetup,
 ) -> Tuple[List[FileAnalysis], List[str]]:
-    requests = _probe_requests(files, modules, batch_size, python_setup)
+    requests = _probe_requests(files, modules, config, batch_size, python_setup)
     results = await engine_calls.probe_batches(requests)
     analyses: List[FileAnalysis] = []
     failures: List[str] = []
@@ -533,7 +554,7 @@ async def run_arch_lint(
     files, dependencies = await _dependency_closure(roots)
     edges = _file_edges(files, dependencies)
     modules = await _module_names(tgt[PythonSourceField].file_path for tgt in files)
-    analyses, failures = await _probe(files, modules, subsystem.batch_size, python_setup)
+    analyses, failures = await _probe(files, modules, config, subsystem.batch_size, python_setup)
     if failures:
         for failure in failures:
             console.print_stderr(failure)

@@ -22,11 +22,12 @@ class ProbeBatchRequest:
     constraints: InterpreterConstraints
     sources: Tuple[PythonSourceField, ...]
     inputs: Tuple[ProbeInput, ...]
+    introspected_classes: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ProbeBatchResult:
-    """The probe's analyses of a batch, or the message that says why the probe failed."""
+    """The probe's analyses of a batch, or an error message when the probe failed."""
 
     files: Tuple[FileAnalysis, ...]
     failure: Optional[str] = None

@@ -8,10 +8,18 @@ import os
 import sys
 from typing import Dict, List, Sequence, Tuple
 
-from perfguard.archlint.baseline import apply_baseline, build_baseline, read_baseline
-from perfguard.archlint.baseline import write_baseline
-from perfguard.archlint.config import DEFAULT_CLASS_LINE_LIMIT, DEFAULT_HEAVY_MODULES
-from perfguard.archlint.config import ArchLintConfig
+from perfguard.archlint.baseline import (
+    apply_baseline,
+    build_baseline,
+    read_baseline,
+    write_baseline,
+)
+from perfguard.archlint.config import (
+    DEFAULT_CLASS_LINE_LIMIT,
+    DEFAULT_HEAVY_MODULES,
+    DEFAULT_INTROSPECTED_CLASSES,
+    ArchLintConfig,
+)
 from perfguard.archlint.output import EXIT_OK, exit_code_for, render_json, render_text
 from perfguard.archlint.probe import ProbeInput, run_probe
 from perfguard.archlint.rules import analyze
@@ -47,6 +55,15 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=[],
         metavar="GLOB",
         help="Path glob of protocol files, like `**/protocols.py`. Repeat for more.",
+    )
+    parser.add_argument(
+        "--introspected-class",
+        action="append",
+        metavar="NAME",
+        help=(
+            "Dotted name of a base class or class decorator that reads annotations at class "
+            f"creation. Repeat for more. Default: {', '.join(DEFAULT_INTROSPECTED_CLASSES)}."
+        ),
     )
     parser.add_argument(
         "--class-line-limit",
@@ -96,9 +113,10 @@ def run_arch_lint(args: argparse.Namespace) -> int:
         class_line_limit=args.class_line_limit,
         severities=_parse_severities(args.severity),
         allowed_exceptions=args.allow,
+        introspected_classes=args.introspected_class,
     )
     inputs = discover_sources(args.roots)
-    probe_result = run_probe(args.python, inputs)
+    probe_result = run_probe(args.python, inputs, introspected_classes=config.introspected_classes)
     result = analyze(probe_result.files, config, focus_paths=args.focus)
     if args.update_baseline:
         write_baseline(args.baseline, build_baseline(result.findings))
@@ -128,8 +146,9 @@ def discover_sources(roots: Sequence[str]) -> List[ProbeInput]:
     for root in roots:
         for path, module, is_package in _walk_root(root):
             if module in inputs:
-                logger.warning("Skipping %s: module %s is already %s.", path, module,
-                               inputs[module].path)
+                logger.warning(
+                    "Skipping %s: module %s is already %s.", path, module, inputs[module].path
+                )
                 continue
             inputs[module] = ProbeInput(path=path, module=module, is_package=is_package)
     return sorted(inputs.values(), key=lambda item: item.path)
@@ -151,8 +170,9 @@ def _walk_root(root: str) -> List[Tuple[str, str, bool]]:
             if is_package:
                 parts = parts[:-1]
             if not parts:
-                logger.warning("Skipping %s: a source root's own __init__.py has no module name.",
-                               path)
+                logger.warning(
+                    "Skipping %s: a source root's own __init__.py has no module name.", path
+                )
                 continue
             found.append((path, ".".join(parts), is_package))
     return found

@@ -11,6 +11,9 @@ from perfguard.findings import Severity
 
 DEFAULT_HEAVY_MODULES = ("sqlalchemy", "asyncpg", "torch", "pandas", "numpy")
 DEFAULT_CLASS_LINE_LIMIT = 500
+# pydantic (v1 and v2) resolves field annotations when a model class is created, so names
+# they use must be importable at runtime even under `from __future__ import annotations`.
+DEFAULT_INTROSPECTED_CLASSES = ("pydantic.BaseModel", "pydantic.dataclasses.dataclass")
 
 _MODULE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -97,6 +100,10 @@ class ArchLintConfig:
         guarded name's import), including their submodules.
     first_party_modules: top-level module names of the repository's own code. An import of one
         of them is never a heavy import, even if a heavy library has the same name.
+    introspected_classes: dotted names of base classes and class decorators that read a class's
+        annotations when the class is created. Names in those annotations that are imported
+        only under TYPE_CHECKING are reported, quoted or postponed or not. Only direct bases
+        and decorators count, so a subclass of a first-party model is not recognised.
     """
 
     heavy_modules: Tuple[str, ...] = DEFAULT_HEAVY_MODULES
@@ -105,6 +112,7 @@ class ArchLintConfig:
     severities: Tuple[Tuple[str, Severity], ...] = ()
     allowed_exceptions: Tuple[AllowedException, ...] = ()
     first_party_modules: FrozenSet[str] = field(default_factory=frozenset)
+    introspected_classes: Tuple[str, ...] = DEFAULT_INTROSPECTED_CLASSES
 
     def severity_for(self, rule_id: str) -> Severity:
         for overridden_rule, severity in self.severities:
@@ -125,6 +133,7 @@ class ArchLintConfig:
         severities: Optional[Mapping[str, str]] = None,
         allowed_exceptions: Iterable[str] = (),
         first_party_modules: Iterable[str] = (),
+        introspected_classes: Optional[Iterable[str]] = None,
     ) -> ArchLintConfig:
         """Build a config from loose option values, reporting every invalid value at once.
 
@@ -142,6 +151,11 @@ class ArchLintConfig:
         severity_pairs = _check_severities(severities or {}, problems)
         exceptions = _check_exceptions(allowed_exceptions, problems)
         first_party = _check_modules(first_party_modules, "first_party_modules", problems)
+        introspected = _check_modules(
+            DEFAULT_INTROSPECTED_CLASSES if introspected_classes is None else introspected_classes,
+            "introspected_classes",
+            problems,
+        )
         if problems:
             raise InvalidConfiguration(problems)
         return cls(
@@ -151,6 +165,7 @@ class ArchLintConfig:
             severities=severity_pairs,
             allowed_exceptions=exceptions,
             first_party_modules=frozenset(first_party),
+            introspected_classes=introspected,
         )
 
 

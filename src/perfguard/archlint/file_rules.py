@@ -18,6 +18,7 @@ _ANNOTATION_FIX = (
     "at import time."
 )
 _RUNTIME_FIX = "Import the name at runtime, or move the use into a function body."
+_INTROSPECTED_PREFIX = "annotation read by "
 
 
 def find_parse_errors(analysis: FileAnalysis, config: ArchLintConfig) -> Iterator[Finding]:
@@ -102,6 +103,12 @@ def find_guarded_names_at_runtime(
 ) -> Iterator[Finding]:
     for use in analysis.runtime_uses_of_typing_names:
         fix = _ANNOTATION_FIX if use.use == "annotation" else _RUNTIME_FIX
+        if use.use.startswith(_INTROSPECTED_PREFIX):
+            reader = use.use[len(_INTROSPECTED_PREFIX) :]
+            fix = (
+                f"Import '{use.name}' outside TYPE_CHECKING, because {reader} evaluates the "
+                "annotation when the class is created, quoted or not."
+            )
         yield Finding(
             rule_id="guarded-name-at-runtime",
             severity=config.severity_for("guarded-name-at-runtime"),
@@ -130,9 +137,7 @@ def find_god_objects(analysis: FileAnalysis, config: ArchLintConfig) -> Iterator
         )
 
 
-def find_invalid_suppressions(
-    analysis: FileAnalysis, config: ArchLintConfig
-) -> Iterator[Finding]:
+def find_invalid_suppressions(analysis: FileAnalysis, config: ArchLintConfig) -> Iterator[Finding]:
     for suppression in analysis.suppressions:
         problems: List[str] = []
         if not suppression.rules:

@@ -34,12 +34,12 @@ def read_probe_script() -> bytes:
     return PROBE_SCRIPT.read_bytes()
 
 
-def build_manifest(inputs: Sequence[ProbeInput]) -> str:
+def build_manifest(inputs: Sequence[ProbeInput], introspected_classes: Sequence[str] = ()) -> str:
     files = [
-        {"path": item.path, "module": item.module, "is_package": item.is_package}
-        for item in inputs
+        {"path": item.path, "module": item.module, "is_package": item.is_package} for item in inputs
     ]
-    return json.dumps({"files": files}, sort_keys=True)
+    document = {"files": files, "introspected_classes": sorted(introspected_classes)}
+    return json.dumps(document, sort_keys=True)
 
 
 def load_probe_output(stdout: str) -> ProbeResult:
@@ -61,6 +61,7 @@ def run_probe(
     *,
     cwd: Optional[str] = None,
     timeout: float = DEFAULT_PROBE_TIMEOUT_SECONDS,
+    introspected_classes: Sequence[str] = (),
 ) -> ProbeResult:
     """Probe `inputs` under the interpreter `python`.
 
@@ -73,7 +74,9 @@ def run_probe(
     """
     if not inputs:
         return ProbeResult(python="", files=())
-    completed = _run_once(python, inputs, cwd=cwd, timeout=timeout)
+    completed = _run_once(
+        python, inputs, cwd=cwd, timeout=timeout, introspected_classes=introspected_classes
+    )
     if completed.returncode == 0:
         result = load_probe_output(completed.stdout)
         _check_paths(result, inputs)
@@ -87,16 +90,23 @@ def run_probe(
         len(inputs),
         _describe_failure(python, completed),
     )
-    return _run_each(python, inputs, cwd=cwd, timeout=timeout)
+    return _run_each(
+        python, inputs, cwd=cwd, timeout=timeout, introspected_classes=introspected_classes
+    )
 
 
 def _run_once(
-    python: str, inputs: Sequence[ProbeInput], *, cwd: Optional[str], timeout: float
+    python: str,
+    inputs: Sequence[ProbeInput],
+    *,
+    cwd: Optional[str],
+    timeout: float,
+    introspected_classes: Sequence[str] = (),
 ) -> "subprocess.CompletedProcess[str]":
     handle, manifest_path = tempfile.mkstemp(prefix="perfguard-manifest-", suffix=".json")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as manifest_file:
-            manifest_file.write(build_manifest(inputs))
+            manifest_file.write(build_manifest(inputs, introspected_classes))
         command = [python, str(PROBE_SCRIPT), manifest_path]
         return subprocess.run(
             command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
@@ -113,12 +123,19 @@ def _run_once(
 
 
 def _run_each(
-    python: str, inputs: Sequence[ProbeInput], *, cwd: Optional[str], timeout: float
+    python: str,
+    inputs: Sequence[ProbeInput],
+    *,
+    cwd: Optional[str],
+    timeout: float,
+    introspected_classes: Sequence[str] = (),
 ) -> ProbeResult:
     files: List[FileAnalysis] = []
     version = ""
     for item in inputs:
-        completed = _run_once(python, [item], cwd=cwd, timeout=timeout)
+        completed = _run_once(
+            python, [item], cwd=cwd, timeout=timeout, introspected_classes=introspected_classes
+        )
         if completed.returncode == 0:
             result = load_probe_output(completed.stdout)
             _check_paths(result, [item])

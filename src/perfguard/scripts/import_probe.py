@@ -1,7 +1,10 @@
 """Import probe: parse Python files and report their imports, classes and suppressions as JSON.
 
 Usage: `python import_probe.py MANIFEST.json`, where the manifest is
-`{"files": [{"path": "src/pkg/a.py", "module": "pkg.a", "is_package": false}, ...]}`.
+`{"files": [{"path": "src/pkg/a.py", "module": "pkg.a", "is_package": false}, ...]}`,
+optionally with `"introspected_classes": ["pydantic.BaseModel", ...]`: dotted names of base
+classes or class decorators whose classes have their annotations read when the class is created,
+even under `from __future__ import annotations`.
 The probe writes one JSON document to stdout, with one entry per manifest file in manifest
 order. It exits 0 when it wrote the document (per-file failures are `error` entries) and 2 when
 the manifest itself is unusable.
@@ -54,11 +57,12 @@ def main(argv):
         with open(argv[1], "rb") as manifest_file:
             manifest = json.loads(manifest_file.read().decode("utf-8"))
         entries = _validate_manifest(manifest)
+        introspected = _validate_introspected(manifest)
     except (OSError, ValueError) as e:
         sys.stderr.write("import_probe: invalid manifest {!r}: {}\n".format(argv[1], e))
         return 2
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
-    files = [analyze_file(entry["path"], entry["module"], entry["is_package"])
+    files = [analyze_file(entry["path"], entry["module"], entry["is_package"], introspected)
              for entry in entries]
     document = {
         "probe_version": PROBE_VERSION,
@@ -89,7 +93,14 @@ def _validate_manifest(manifest):
     return entries
 
 
-def analyze_file(path, module, is_package):
+def _validate_introspected(manifest):
+    names = manifest.get("introspected_classes", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+        raise ValueError('"introspected_classes" must be a list of dotted names')
+    return frozenset(names)
+
+
+def analyze_file(path, module, is_package, introspected=frozenset()):
     """Parse one file into its probe entry. Any failure becomes the `error` field."""
     result = {
         "path": path,
@@ -112,7 +123,7 @@ def analyze_file(path, module, is_package):
     try:
         # ast.parse on bytes honours PEP 263 coding cookies and a UTF-8 BOM.
         tree = ast.parse(data, filename=path)
-        analysis = _FileAnalyzer(tree, module, is_package)
+        analysis = _FileAnalyzer(tree, module, is_package, introspected)
         analysis.run()
     except Exception as e:  # Each file fails on its own: SyntaxError, MemoryError, ...
         result["error"] = _error_entry(e)
@@ -173,8 +184,11 @@ def _const_str(node):
 class _FileAnalyzer(object):
     """Walk one module's AST (iteratively, so deep nesting cannot overflow the stack)."""
 
-    def __init__(self, tree, module, is_package):
+    def __init__(self, tree, module, is_package, introspected=frozenset()):
         self.tree = tree
+        self.introspected = introspected
+        # Local name to the dotted name it was imported as, for matching `introspected`.
+        self.imported_as = {}
         self.module = module
         self.package = module if is_package else module.rpartition(".")[0]
         self.imports = []
@@ -210,6 +224,11 @@ class _FileAnalyzer(object):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     bound = alias.asname or alias.name
+                    if alias.asname:
+                        self.imported_as[bound] = alias.name
+                    else:
+                        head = alias.name.partition(".")[0]
+                        self.imported_as[head] = head
                     if alias.name in _TYPING_MODULES:
                         self.typing_module_names.add(bound)
                     elif alias.name == "importlib":
@@ -217,6 +236,7 @@ class _FileAnalyzer(object):
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 for alias in node.names:
                     bound = alias.asname or alias.name
+                    self.imported_as[bound] = "{}.{}".format(node.module, alias.name)
                     if node.module in _TYPING_MODULES and alias.name == "TYPE_CHECKING":
                         self.type_checking_names.add(bound)
                     elif node.module in _TYPING_MODULES and alias.name == "cast":
@@ -439,6 +459,9 @@ class _FileAnalyzer(object):
                 self.runtime_uses.append({"name": node.id, "line": node.lineno,
                                           "column": node.col_offset + 1, "use": use})
             return []
+        if use.startswith("annotation read by ") and _const_str(node) is not None:
+            self._record_quoted_uses(node, use, typing_only)
+            return []
         if isinstance(node, ast.If):
             truth = self._runtime_truth(node.test)
             children = [(node.test, use)]
@@ -459,7 +482,15 @@ class _FileAnalyzer(object):
             children = [(child, "decorator") for child in node.decorator_list]
             children += [(child, "base class") for child in node.bases]
             children += [(keyword.value, "class keyword") for keyword in node.keywords]
-            children += [(child, "class-level expression") for child in node.body]
+            reader = self._introspecting_class(node)
+            for child in node.body:
+                if reader is not None and isinstance(child, ast.AnnAssign):
+                    children.append((child.target, "class-level expression"))
+                    children.append((child.annotation, "annotation read by " + reader))
+                    if child.value is not None:
+                        children.append((child.value, "class-level expression"))
+                else:
+                    children.append((child, "class-level expression"))
             return children
         if isinstance(node, ast.AnnAssign):
             children = [(node.target, use)]
@@ -473,6 +504,39 @@ class _FileAnalyzer(object):
         if isinstance(node, ast.Call):
             return self._call_use_children(node, use)
         return None
+
+    def _record_quoted_uses(self, node, use, typing_only):
+        """Record names in a quoted annotation that a library evaluates, at the quote's place."""
+        try:
+            expression = ast.parse(_const_str(node).strip(), mode="eval")
+        except SyntaxError:
+            return
+        for inner in ast.walk(expression):
+            if isinstance(inner, ast.Name) and inner.id in typing_only:
+                self.runtime_uses.append({"name": inner.id, "line": node.lineno,
+                                          "column": node.col_offset + 1, "use": use})
+
+    def _introspecting_class(self, node):
+        """Return the configured base or decorator that reads this class's annotations."""
+        if not self.introspected:
+            return None
+        for expression in list(node.bases) + list(node.decorator_list):
+            if isinstance(expression, ast.Call):
+                expression = expression.func
+            name = self._dotted_name(expression)
+            if name in self.introspected:
+                return name
+        return None
+
+    def _dotted_name(self, node):
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        head = self.imported_as.get(node.id, node.id)
+        return ".".join([head] + list(reversed(parts)))
 
     def _call_use_children(self, node, use):
         func = node.func
