@@ -184,11 +184,15 @@ def test_python312_target(repo: PantsRepo) -> None:
     assert "parse-error" not in result.stdout
 
 
-def test_clean_target(repo: PantsRepo) -> None:
-    result = repo.run("arch-lint", "src/clean::")
+def test_non_blocking_targets(repo: PantsRepo) -> None:
+    result = repo.run("arch-lint", "src/clean::", "src/app/typed::")
 
     assert result.exit_code == 0, result.describe()
-    assert "arch-lint: 0 findings in 2 files" in result.stdout
+    assert (
+        "src/app/typed/invoice.py:6: import-cycle [info] typing import cycle: "
+        "src/app/typed/invoice.py -> src/app/typed/ledger.py -> src/app/typed/invoice.py"
+    ) in result.stdout
+    assert "arch-lint: 1 findings in 5 files" in result.stdout
 
 
 def test_invalid_option(repo: PantsRepo) -> None:
@@ -212,3 +216,17 @@ def test_changed_since(repo: PantsRepo) -> None:
     assert "src/app/big.py" not in result.stdout
     assert "src/app/broken.py" not in result.stdout
     assert "typing import cycle" not in result.stdout
+
+
+def test_changed_dependents(repo: PantsRepo) -> None:
+    frames = repo.path("src/app/adapters/frames.py")
+    frames.write_text(frames.read_text() + "# Edited after the commit.\n")
+
+    plain = repo.run("arch-lint", "--changed-since=HEAD")
+    dependents = repo.run("arch-lint", "--changed-since=HEAD", "--changed-dependents=transitive")
+    repo.git("checkout", "--", "src/app/adapters/frames.py")
+
+    assert plain.exit_code == 0, plain.describe()
+    assert "transitive-heavy-import" not in plain.stdout
+    assert dependents.exit_code == 1, dependents.describe()
+    assert "src/app/ports/protocols.py:1: transitive-heavy-import [error]" in dependents.stdout
