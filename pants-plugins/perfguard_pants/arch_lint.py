@@ -8,7 +8,7 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import Enum
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import (
@@ -252,7 +252,7 @@ async def _dependency_closure(
     frontier = list(roots)
     while frontier:
         results = await engine_calls.dependency_addresses_of(frontier)
-        new_addresses = set()
+        new_addresses: Set[Address] = set()
         for tgt, addresses in zip(frontier, results):
             dependencies[tgt.address] = tuple(addresses)
             new_addresses.update(a for a in addresses if a not in seen)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, List, Mapping, Optional, Tuple, Type, TypeVar
 
 from perfguard.errors import InvalidProbeOutput
 
@@ -65,7 +65,7 @@ class ImportRecord:
         """
         if self.module is None:
             return ()
-        candidates = []
+        candidates: List[str] = []
         if self.kind == "from":
             candidates.extend(f"{self.module}.{name}" for name in self.names if name != "*")
         parts = self.module.split(".")

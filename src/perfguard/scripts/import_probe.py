@@ -37,7 +37,8 @@ ANNOTATIONS_ARE_LAZY = sys.version_info >= (3, 14)
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 _TRY_NODES = tuple(
-    node_type for node_type in (getattr(ast, "Try", None), getattr(ast, "TryStar", None))
+    node_type
+    for node_type in (getattr(ast, "Try", None), getattr(ast, "TryStar", None))
     if node_type is not None
 )
 _TYPE_ALIAS_NODE = getattr(ast, "TypeAlias", None)
@@ -62,8 +63,10 @@ def main(argv):
         sys.stderr.write("import_probe: invalid manifest {!r}: {}\n".format(argv[1], e))
         return 2
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
-    files = [analyze_file(entry["path"], entry["module"], entry["is_package"], introspected)
-             for entry in entries]
+    files = [
+        analyze_file(entry["path"], entry["module"], entry["is_package"], introspected)
+        for entry in entries
+    ]
     document = {
         "probe_version": PROBE_VERSION,
         "python": "{}.{}.{}".format(*sys.version_info[:3]),
@@ -165,11 +168,13 @@ def find_suppressions(data):
         if match is None:
             continue
         rules = [rule.strip() for rule in (match.group(1) or "").split(",") if rule.strip()]
-        suppressions.append({
-            "line": token.start[0],
-            "rules": rules,
-            "reason": match.group(2).strip(),
-        })
+        suppressions.append(
+            {
+                "line": token.start[0],
+                "rules": rules,
+                "reason": match.group(2).strip(),
+            }
+        )
     return suppressions
 
 
@@ -295,24 +300,33 @@ class _FileAnalyzer(object):
             return []
         if isinstance(node, ast.If):
             body, orelse = self._branch_contexts(node, context)
-            return ([(node.test, context)] + [(child, body) for child in node.body]
-                    + [(child, orelse) for child in node.orelse])
+            return (
+                [(node.test, context)]
+                + [(child, body) for child in node.body]
+                + [(child, orelse) for child in node.orelse]
+            )
         if _TRY_NODES and isinstance(node, _TRY_NODES):
             guarded = context._replace(in_try=_catches_import_error(node))
-            return ([(child, guarded) for child in node.body]
-                    + [(child, context) for child in node.handlers]
-                    + [(child, context) for child in node.orelse + node.finalbody])
+            return (
+                [(child, guarded) for child in node.body]
+                + [(child, context) for child in node.handlers]
+                + [(child, context) for child in node.orelse + node.finalbody]
+            )
         if isinstance(node, _FUNCTION_NODES):
             self._bind(node.name, context)
-            inner = context._replace(deferred=True, scope="function",
-                                     qualname=context.qualname + node.name + ".<locals>.")
+            inner = context._replace(
+                deferred=True,
+                scope="function",
+                qualname=context.qualname + node.name + ".<locals>.",
+            )
             outer = list(node.decorator_list) + _argument_defaults(node.args)
             outer += _annotations_of(node)
             return [(child, context) for child in outer] + [(child, inner) for child in node.body]
         if isinstance(node, ast.Lambda):
             inner = context._replace(deferred=True, scope="function")
-            return ([(child, context) for child in _argument_defaults(node.args)]
-                    + [(node.body, inner)])
+            return [(child, context) for child in _argument_defaults(node.args)] + [
+                (node.body, inner)
+            ]
         if isinstance(node, ast.ClassDef):
             self._record_class(node, context)
             self._bind(node.name, context)
@@ -347,8 +361,15 @@ class _FileAnalyzer(object):
         if node.module == "__future__":
             return
         module = self._resolve(node.module or "", node.level)
-        self._add_import(node, context, module, node.level, names, "from",
-                         raw="." * node.level + (node.module or ""))
+        self._add_import(
+            node,
+            context,
+            module,
+            node.level,
+            names,
+            "from",
+            raw="." * node.level + (node.module or ""),
+        )
         for alias in node.names:
             if alias.name != "*":
                 self._bind_import(alias.asname or alias.name, context)
@@ -362,17 +383,19 @@ class _FileAnalyzer(object):
             self.runtime_bound.add(name)
 
     def _add_import(self, node, context, module, level, names, kind, raw=None):
-        self.imports.append({
-            "module": module,
-            "raw": raw if raw is not None else module,
-            "line": node.lineno,
-            "column": node.col_offset + 1,
-            "level": level,
-            "names": names,
-            "kind": kind,
-            "context": self._context_kind(context),
-            "in_try_import_error": context.in_try,
-        })
+        self.imports.append(
+            {
+                "module": module,
+                "raw": raw if raw is not None else module,
+                "line": node.lineno,
+                "column": node.col_offset + 1,
+                "level": level,
+                "names": names,
+                "kind": kind,
+                "context": self._context_kind(context),
+                "in_try_import_error": context.in_try,
+            }
+        )
 
     def _resolve(self, name, level, package=None):
         """Resolve a relative import like importlib does, or return None above the top level."""
@@ -382,7 +405,7 @@ class _FileAnalyzer(object):
         parts = base.split(".") if base else []
         if level - 1 > len(parts) - 1 or not parts:
             return None
-        parts = parts[:len(parts) - (level - 1)]
+        parts = parts[: len(parts) - (level - 1)]
         if name:
             parts.append(name)
         return ".".join(parts)
@@ -393,8 +416,12 @@ class _FileAnalyzer(object):
             kind = "__import__"
         elif isinstance(func, ast.Name) and func.id in self.import_module_names:
             kind = "importlib"
-        elif (isinstance(func, ast.Attribute) and func.attr == "import_module"
-              and isinstance(func.value, ast.Name) and func.value.id in self.importlib_names):
+        elif (
+            isinstance(func, ast.Attribute)
+            and func.attr == "import_module"
+            and isinstance(func.value, ast.Name)
+            and func.value.id in self.importlib_names
+        ):
             kind = "importlib"
         else:
             return
@@ -432,14 +459,16 @@ class _FileAnalyzer(object):
         first_line = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
         end_line = _end_line(node)
         body_start = _start_line(node.body[0]) if node.body else node.lineno
-        self.classes.append({
-            "name": node.name,
-            "qualname": context.qualname + node.name,
-            "line": first_line,
-            "end_line": end_line,
-            "lines": end_line - first_line + 1,
-            "body_lines": max(end_line - body_start + 1, 0),
-        })
+        self.classes.append(
+            {
+                "name": node.name,
+                "qualname": context.qualname + node.name,
+                "line": first_line,
+                "end_line": end_line,
+                "lines": end_line - first_line + 1,
+                "body_lines": max(end_line - body_start + 1, 0),
+            }
+        )
 
     # -- Pass 3: TYPE_CHECKING-only names evaluated while the module runs --------------------
 
@@ -456,8 +485,14 @@ class _FileAnalyzer(object):
     def _visit_for_uses(self, node, use, typing_only, annotations_run):
         if isinstance(node, ast.Name):
             if isinstance(node.ctx, ast.Load) and node.id in typing_only:
-                self.runtime_uses.append({"name": node.id, "line": node.lineno,
-                                          "column": node.col_offset + 1, "use": use})
+                self.runtime_uses.append(
+                    {
+                        "name": node.id,
+                        "line": node.lineno,
+                        "column": node.col_offset + 1,
+                        "use": use,
+                    }
+                )
             return []
         if use.startswith("annotation read by ") and _const_str(node) is not None:
             self._record_quoted_uses(node, use, typing_only)
@@ -513,8 +548,14 @@ class _FileAnalyzer(object):
             return
         for inner in ast.walk(expression):
             if isinstance(inner, ast.Name) and inner.id in typing_only:
-                self.runtime_uses.append({"name": inner.id, "line": node.lineno,
-                                          "column": node.col_offset + 1, "use": use})
+                self.runtime_uses.append(
+                    {
+                        "name": inner.id,
+                        "line": node.lineno,
+                        "column": node.col_offset + 1,
+                        "use": use,
+                    }
+                )
 
     def _introspecting_class(self, node):
         """Return the configured base or decorator that reads this class's annotations."""
@@ -542,8 +583,11 @@ class _FileAnalyzer(object):
         func = node.func
         name = func.id if isinstance(func, ast.Name) else None
         is_cast = name in self.cast_names or (
-            isinstance(func, ast.Attribute) and func.attr == "cast"
-            and isinstance(func.value, ast.Name) and func.value.id in self.typing_module_names)
+            isinstance(func, ast.Attribute)
+            and func.attr == "cast"
+            and isinstance(func.value, ast.Name)
+            and func.value.id in self.typing_module_names
+        )
         argument_use = use
         if name in ("isinstance", "issubclass"):
             argument_use = name
@@ -560,8 +604,11 @@ def _catches_import_error(node):
             return True
         caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
         for exception in caught:
-            name = exception.attr if isinstance(exception, ast.Attribute) else getattr(
-                exception, "id", None)
+            name = (
+                exception.attr
+                if isinstance(exception, ast.Attribute)
+                else getattr(exception, "id", None)
+            )
             if name in _IMPORT_ERRORS:
                 return True
     return False

@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -74,7 +74,7 @@ def make_import(
     )
 
 
-def make_file(path: str, module: str, *imports: ImportRecord, **fields: object) -> FileAnalysis:
+def make_file(path: str, module: str, *imports: ImportRecord, **fields: Any) -> FileAnalysis:
     return FileAnalysis(path=path, module=module, lines=10, imports=tuple(imports), **fields)
 
 

@@ -38,10 +38,17 @@ CONFIG = ArchLintConfig.from_options(protocol_globs=["**/protocols.py"], class_l
 
 def _result(torch_line: int = 1, class_line: int = 5) -> ArchLintResult:
     files = [
-        make_file("src/protocols.py", "protocols", make_import("torch", torch_line),
-                  make_import("numpy", torch_line + 1)),
-        make_file("src/big.py", "big",
-                  classes=(ClassRecord("Big", "Big", class_line, class_line + 19, 20, 19),)),
+        make_file(
+            "src/protocols.py",
+            "protocols",
+            make_import("torch", torch_line),
+            make_import("numpy", torch_line + 1),
+        ),
+        make_file(
+            "src/big.py",
+            "big",
+            classes=(ClassRecord("Big", "Big", class_line, class_line + 19, 20, 19),),
+        ),
     ]
     return analyze(files, CONFIG, module_costs={"torch": Cost(ms=300.0)})
 
@@ -176,14 +183,31 @@ def _probe_document() -> Dict[str, Any]:
     return {
         "probe_version": 1,
         "python": "3.9.18",
-        "files": [{
-            "path": "a.py", "module": "a", "lines": 1, "error": None,
-            "imports": [{"module": "os", "raw": "os", "line": 1, "column": 1, "level": 0,
-                         "names": [], "kind": "import", "context": "runtime",
-                         "in_try_import_error": False}],
-            "classes": [], "runtime_uses_of_typing_names": [], "suppressions": [],
-            "future_annotations": False,
-        }],
+        "files": [
+            {
+                "path": "a.py",
+                "module": "a",
+                "lines": 1,
+                "error": None,
+                "imports": [
+                    {
+                        "module": "os",
+                        "raw": "os",
+                        "line": 1,
+                        "column": 1,
+                        "level": 0,
+                        "names": [],
+                        "kind": "import",
+                        "context": "runtime",
+                        "in_try_import_error": False,
+                    }
+                ],
+                "classes": [],
+                "runtime_uses_of_typing_names": [],
+                "suppressions": [],
+                "future_annotations": False,
+            }
+        ],
     }
 
 

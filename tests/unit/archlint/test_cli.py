@@ -57,8 +57,9 @@ def _run(args: List[str], capsys: pytest.CaptureFixture[str]) -> Any:
     return code, captured.out, captured.err
 
 
-def test_cli_text_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_text_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write_tree(tmp_path, SAMPLE)
     monkeypatch.chdir(tmp_path)
 
@@ -69,8 +70,9 @@ def test_cli_text_report(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert "import-time import cycle: app/models.py -> app/protocols.py -> app/models.py" in out
 
 
-def test_cli_baseline_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_baseline_flow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write_tree(tmp_path, SAMPLE)
     monkeypatch.chdir(tmp_path)
     args = ["arch-lint", "--protocol-glob", "**/protocols.py", "--baseline", "base.json", "."]
@@ -98,17 +100,29 @@ def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def _python_with_pip() -> str:
     # Under `pants test` the interpreter is a pex venv without pip, so fall back to PATH.
     for candidate in (sys.executable, shutil.which("python3"), shutil.which("python")):
-        if candidate and subprocess.run(
-            [candidate, "-m", "pip", "--version"], capture_output=True, check=False
-        ).returncode == 0:
+        if (
+            candidate
+            and subprocess.run(
+                [candidate, "-m", "pip", "--version"], capture_output=True, check=False
+            ).returncode
+            == 0
+        ):
             return candidate
     pytest.skip("No Python with pip was found to download the sdist.")
 
 
 def _download_sdist(target: Path) -> Path:
     command = [
-        _python_with_pip(), "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        f"{SDIST_NAME}=={SDIST_VERSION}", "-d", str(target),
+        _python_with_pip(),
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        f"{SDIST_NAME}=={SDIST_VERSION}",
+        "-d",
+        str(target),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     if completed.returncode != 0:
@@ -131,11 +145,21 @@ def click_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_cli_on_real_sdist(click_src: Path, version: str) -> None:
     python = require_python(version)
     environment = dict(os.environ, PYTHONPATH=str(SRC_ROOT))
-    command = [sys.executable, "-m", "perfguard", "arch-lint", "--format", "json",
-               "--python", python, str(click_src)]
+    command = [
+        sys.executable,
+        "-m",
+        "perfguard",
+        "arch-lint",
+        "--format",
+        "json",
+        "--python",
+        python,
+        str(click_src),
+    ]
 
-    completed = subprocess.run(command, capture_output=True, text=True, env=environment,
-                               timeout=300, check=False)
+    completed = subprocess.run(
+        command, capture_output=True, text=True, env=environment, timeout=300, check=False
+    )
 
     assert completed.returncode in (0, 1), completed.stderr
     assert completed.stdout, completed.stderr
@@ -144,10 +168,15 @@ def test_cli_on_real_sdist(click_src: Path, version: str) -> None:
     assert report["files_analyzed"] == expected_files
     rule_ids = {finding["rule_id"] for finding in report["findings"]}
     assert "parse-error" not in rule_ids
-    typing_cycles = [f for f in report["findings"]
-                     if f["rule_id"] == "import-cycle" and f["fingerprint"].startswith("typing:")]
-    assert any("click/core.py" in f["message"] and "click/shell_completion.py" in f["message"]
-               for f in typing_cycles)
+    typing_cycles = [
+        f
+        for f in report["findings"]
+        if f["rule_id"] == "import-cycle" and f["fingerprint"].startswith("typing:")
+    ]
+    assert any(
+        "click/core.py" in f["message"] and "click/shell_completion.py" in f["message"]
+        for f in typing_cycles
+    )
 
 
 def test_real_sdist_type_checking_import(click_src: Path) -> None:

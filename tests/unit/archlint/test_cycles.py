@@ -18,8 +18,12 @@ from perfguard.archlint.cycles import (
     find_breaking_edges,
     find_cycles,
 )
-from perfguard.archlint.graph import EdgeKind, ImportEdge, build_edges_from_imports
-from perfguard.archlint.graph import build_import_graph
+from perfguard.archlint.graph import (
+    EdgeKind,
+    ImportEdge,
+    build_edges_from_imports,
+    build_import_graph,
+)
 from perfguard.archlint.model import FileAnalysis
 from perfguard.archlint.rules import analyze
 from perfguard.findings import Severity
@@ -61,7 +65,8 @@ def test_cycle_kind_and_severity(
 
 def test_edge_kind_prefers_runtime() -> None:
     importer = make_file(
-        "src/a.py", "a",
+        "src/a.py",
+        "a",
         make_import("b", 2, context="typing"),
         make_import("b", 9, context="deferred"),
         make_import("b", 7, context="runtime"),
@@ -117,12 +122,16 @@ def test_init_reexport_cycle_found() -> None:
     # pkg/__init__ re-exports Thing from pkg.sub, and pkg.sub imports app at runtime.
     files = [
         make_file("src/app.py", "app", make_import("pkg", 2, kind="from", names=["Thing"])),
-        make_file("src/pkg/__init__.py", "pkg",
-                  make_import("pkg.sub", 1, kind="from", names=["Thing"])),
+        make_file(
+            "src/pkg/__init__.py", "pkg", make_import("pkg.sub", 1, kind="from", names=["Thing"])
+        ),
         make_file("src/pkg/sub.py", "pkg.sub", make_import("app", 3)),
     ]
-    edges = edge_map(("src/app.py", "src/pkg/sub.py"), ("src/pkg/__init__.py", "src/pkg/sub.py"),
-                     ("src/pkg/sub.py", "src/app.py"))
+    edges = edge_map(
+        ("src/app.py", "src/pkg/sub.py"),
+        ("src/pkg/__init__.py", "src/pkg/sub.py"),
+        ("src/pkg/sub.py", "src/app.py"),
+    )
 
     result = analyze(files, ArchLintConfig(), edges=edges)
 
@@ -134,9 +143,15 @@ def _tangle() -> Tuple[List[FileAnalysis], Dict[str, List[str]]]:
     names = ["a", "b", "c", "d", "e"]
     pairs = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("d", "e"), ("e", "c"), ("b", "a")]
     files = [
-        make_file(f"src/{name}.py", name,
-                  *[make_import(target, i + 1) for i, (source, target) in enumerate(pairs)
-                    if source == name])
+        make_file(
+            f"src/{name}.py",
+            name,
+            *[
+                make_import(target, i + 1)
+                for i, (source, target) in enumerate(pairs)
+                if source == name
+            ],
+        )
         for name in names
     ]
     return files, edge_map(*[(f"src/{s}.py", f"src/{t}.py") for s, t in pairs])
@@ -181,8 +196,10 @@ def test_minimum_breaking_edges() -> None:
     # a->b is the only edge shared by a-b-a and a-b-c-a, and c-d-e-c needs one more.
     assert len(broken) == 2
     assert ("src/a.py", "src/b.py") in broken
-    assert len(broken & {("src/c.py", "src/d.py"), ("src/d.py", "src/e.py"),
-                         ("src/e.py", "src/c.py")}) == 1
+    assert (
+        len(broken & {("src/c.py", "src/d.py"), ("src/d.py", "src/e.py"), ("src/e.py", "src/c.py")})
+        == 1
+    )
 
 
 def _brute_force_minimum(pairs: Sequence[Tuple[str, str]]) -> int:
@@ -254,10 +271,13 @@ def test_focus_paths_filter_cycles() -> None:
 
 def test_edges_from_imports_resolve_submodules() -> None:
     files = [
-        make_file("src/app.py", "app",
-                  make_import("pkg", 1, kind="from", names=["sub", "Name"]),
-                  make_import("pkg.sub", 2),
-                  make_import("json", 3)),
+        make_file(
+            "src/app.py",
+            "app",
+            make_import("pkg", 1, kind="from", names=["sub", "Name"]),
+            make_import("pkg.sub", 2),
+            make_import("json", 3),
+        ),
         make_file("src/pkg/__init__.py", "pkg"),
         make_file("src/pkg/sub.py", "pkg.sub"),
     ]

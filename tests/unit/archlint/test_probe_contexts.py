@@ -25,7 +25,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if TYPE_CHECKING:
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "typing.TYPE_CHECKING",
@@ -34,7 +36,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if typing.TYPE_CHECKING:
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "typing module alias",
@@ -43,7 +47,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if t.TYPE_CHECKING:
             from target_mod import x
         """,
-        "typing", False, "from",
+        "typing",
+        False,
+        "from",
     ),
     (
         "TYPE_CHECKING name alias",
@@ -52,7 +58,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if TC:
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "typing_extensions name",
@@ -61,7 +69,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if TYPE_CHECKING:
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "typing_extensions alias",
@@ -70,7 +80,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if te.TYPE_CHECKING:
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "module constant",
@@ -79,7 +91,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if TYPE_CHECKING:
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "and compound",
@@ -89,7 +103,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if TYPE_CHECKING and sys.version_info >= (3, 8):
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "or compound runs",
@@ -98,7 +114,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if TYPE_CHECKING or debug:
             import target_mod
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "else of unrelated and",
@@ -108,7 +126,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         else:
             import target_mod
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "not TYPE_CHECKING runs",
@@ -117,7 +137,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if not TYPE_CHECKING:
             import target_mod
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "else branch runs",
@@ -128,7 +150,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         else:
             import target_mod
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "else of not TYPE_CHECKING",
@@ -139,7 +163,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         else:
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "elif TYPE_CHECKING",
@@ -150,7 +176,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         elif TYPE_CHECKING:
             import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "version if inside guard",
@@ -161,7 +189,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
             if sys.version_info >= (3, 8):
                 import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "guard inside platform if",
@@ -172,7 +202,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
             if TYPE_CHECKING:
                 import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "version_info branch runs",
@@ -181,7 +213,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if sys.version_info >= (3, 8):
             import target_mod
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "platform else runs",
@@ -192,7 +226,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         else:
             import target_mod
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "function body",
@@ -200,7 +236,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         def load():
             import target_mod
         """,
-        "deferred", False, "import",
+        "deferred",
+        False,
+        "import",
     ),
     (
         "async function body",
@@ -208,7 +246,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         async def load():
             import target_mod
         """,
-        "deferred", False, "import",
+        "deferred",
+        False,
+        "import",
     ),
     (
         "method body",
@@ -217,7 +257,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
             def load(self):
                 from target_mod import x
         """,
-        "deferred", False, "from",
+        "deferred",
+        False,
+        "from",
     ),
     ("lambda body", "load = lambda: __import__('target_mod')", "deferred", False, "__import__"),
     (
@@ -226,7 +268,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         class Config:
             import target_mod
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "decorator",
@@ -235,7 +279,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         def handler():
             pass
         """,
-        "runtime", False, "__import__",
+        "runtime",
+        False,
+        "__import__",
     ),
     (
         "default value",
@@ -243,7 +289,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         def handler(plugin=__import__("target_mod")):
             pass
         """,
-        "runtime", False, "__import__",
+        "runtime",
+        False,
+        "__import__",
     ),
     (
         "try ImportError",
@@ -253,7 +301,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         except ImportError:
             target_mod = None
         """,
-        "runtime", True, "import",
+        "runtime",
+        True,
+        "import",
     ),
     (
         "try ModuleNotFoundError",
@@ -263,7 +313,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         except ModuleNotFoundError:
             pass
         """,
-        "runtime", True, "import",
+        "runtime",
+        True,
+        "import",
     ),
     (
         "try bare except",
@@ -273,7 +325,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         except:
             pass
         """,
-        "runtime", True, "import",
+        "runtime",
+        True,
+        "import",
     ),
     (
         "try Exception",
@@ -283,7 +337,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         except Exception:
             pass
         """,
-        "runtime", True, "import",
+        "runtime",
+        True,
+        "import",
     ),
     (
         "try tuple handler",
@@ -293,7 +349,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         except (ValueError, ImportError):
             pass
         """,
-        "runtime", True, "import",
+        "runtime",
+        True,
+        "import",
     ),
     (
         "try ValueError only",
@@ -303,7 +361,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         except ValueError:
             pass
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "import in handler",
@@ -313,7 +373,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         except ImportError:
             import target_mod
         """,
-        "runtime", False, "import",
+        "runtime",
+        False,
+        "import",
     ),
     (
         "importlib module level",
@@ -321,7 +383,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         import importlib
         plugin = importlib.import_module("target_mod")
         """,
-        "runtime", False, "importlib",
+        "runtime",
+        False,
+        "importlib",
     ),
     (
         "importlib alias",
@@ -329,7 +393,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         import importlib as il
         plugin = il.import_module("target_mod")
         """,
-        "runtime", False, "importlib",
+        "runtime",
+        False,
+        "importlib",
     ),
     (
         "import_module name alias",
@@ -337,7 +403,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         from importlib import import_module as load
         plugin = load("target_mod")
         """,
-        "runtime", False, "importlib",
+        "runtime",
+        False,
+        "importlib",
     ),
     (
         "__import__ in function",
@@ -345,7 +413,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         def load():
             return __import__("target_mod")
         """,
-        "deferred", False, "__import__",
+        "deferred",
+        False,
+        "__import__",
     ),
     (
         "importlib under guard",
@@ -355,7 +425,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
         if TYPE_CHECKING:
             importlib.import_module("target_mod")
         """,
-        "typing", False, "importlib",
+        "typing",
+        False,
+        "importlib",
     ),
     (
         "function under guard",
@@ -365,7 +437,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
             def load():
                 import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "guard inside function",
@@ -375,7 +449,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
             if TYPE_CHECKING:
                 import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
     (
         "guard inside class",
@@ -385,7 +461,9 @@ CONTEXT_CASES: List[Tuple[str, str, str, bool, str]] = [
             if TYPE_CHECKING:
                 import target_mod
         """,
-        "typing", False, "import",
+        "typing",
+        False,
+        "import",
     ),
 ]
 
@@ -395,9 +473,10 @@ def _module_name(case_id: str) -> str:
 
 
 @pytest.fixture(scope="module", params=INTERPRETERS)
-def probed_cases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Dict[str, FileAnalysis]:
-    python = require_python(request.param)
+def probed_cases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Dict[str, FileAnalysis]:
+    python = require_python(request.param)  # type: ignore[attr-defined]
     sources = {
         _module_name(case_id): dedent(source).encode("utf-8")
         for case_id, source, _, _, _ in CONTEXT_CASES
@@ -463,7 +542,8 @@ RELATIVE_CASES = [
 
 
 @pytest.mark.parametrize(
-    "module, source, expected", [case[1:] for case in RELATIVE_CASES],
+    "module, source, expected",
+    [case[1:] for case in RELATIVE_CASES],
     ids=[case[0] for case in RELATIVE_CASES],
 )
 def test_relative_import_resolution(

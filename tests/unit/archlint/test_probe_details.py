@@ -44,7 +44,8 @@ RUNTIME_USE_CASES: List[Tuple[str, str, List[str]]] = [
 
 
 @pytest.mark.parametrize(
-    "code, expected", [case[1:] for case in RUNTIME_USE_CASES],
+    "code, expected",
+    [case[1:] for case in RUNTIME_USE_CASES],
     ids=[case[0] for case in RUNTIME_USE_CASES],
 )
 def test_runtime_uses_of_typing_names(tmp_path: Path, code: str, expected: List[str]) -> None:
@@ -59,14 +60,18 @@ def test_runtime_uses_of_typing_names(tmp_path: Path, code: str, expected: List[
 
 def test_future_annotations_skip_annotations(tmp_path: Path) -> None:
     python = require_python("3.9")
-    source = "from __future__ import annotations\n" + GUARD + dedent(
-        """
+    source = (
+        "from __future__ import annotations\n"
+        + GUARD
+        + dedent(
+            """
         x: Thing = 1
         def f(y: Thing) -> Thing:
             pass
         class A(Thing):
             pass
         """
+        )
     )
 
     analysis = probe_one(tmp_path, python, source)
@@ -85,20 +90,30 @@ def test_runtime_use_line_and_column(tmp_path: Path) -> None:
 
 
 SUPPRESSION_CASES = [
-    ("with reason", "import a  # perfguard: ignore[heavy-import] loaded lazily by the CLI",
-     [(1, ("heavy-import",), "loaded lazily by the CLI")]),
+    (
+        "with reason",
+        "import a  # perfguard: ignore[heavy-import] loaded lazily by the CLI",
+        [(1, ("heavy-import",), "loaded lazily by the CLI")],
+    ),
     ("no reason", "import a  # perfguard: ignore[heavy-import]", [(1, ("heavy-import",), "")]),
-    ("two rules", "import a  # perfguard: ignore[heavy-import, import-cycle] legacy",
-     [(1, ("heavy-import", "import-cycle"), "legacy")]),
+    (
+        "two rules",
+        "import a  # perfguard: ignore[heavy-import, import-cycle] legacy",
+        [(1, ("heavy-import", "import-cycle"), "legacy")],
+    ),
     ("no rule list", "import a  # perfguard: ignore because", [(1, (), "because")]),
     ("inside a string", "text = '# perfguard: ignore[heavy-import] nope'", []),
-    ("second line", "import a\nimport b  # perfguard: ignore[god-object] ok",
-     [(2, ("god-object",), "ok")]),
+    (
+        "second line",
+        "import a\nimport b  # perfguard: ignore[god-object] ok",
+        [(2, ("god-object",), "ok")],
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    "source, expected", [case[1:] for case in SUPPRESSION_CASES],
+    "source, expected",
+    [case[1:] for case in SUPPRESSION_CASES],
     ids=[case[0] for case in SUPPRESSION_CASES],
 )
 def test_suppression_comments(
@@ -199,7 +214,8 @@ BAD_INPUT_CASES = [
 
 @pytest.mark.parametrize("version", ["3.9", "3.12"])
 @pytest.mark.parametrize(
-    "data, error_type, line", [case[1:] for case in BAD_INPUT_CASES],
+    "data, error_type, line",
+    [case[1:] for case in BAD_INPUT_CASES],
     ids=[case[0] for case in BAD_INPUT_CASES],
 )
 def test_bad_input_is_error_entry(

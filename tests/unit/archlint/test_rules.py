@@ -43,8 +43,9 @@ def test_heavy_import_table(
     level: int,
     expected: Optional[str],
 ) -> None:
-    record = make_import(module, 3, kind=kind, names=names, context=context, in_try=in_try,
-                         level=level)
+    record = make_import(
+        module, 3, kind=kind, names=names, context=context, in_try=in_try, level=level
+    )
     files = [make_file("src/myapp/protocols.py", "myapp.protocols", record)]
 
     result = analyze(files, PROTOCOL)
@@ -105,8 +106,12 @@ def test_transitive_heavy_import_chain() -> None:
     files = [
         make_file("src/app/protocols.py", "app.protocols", make_import("app.models", 4)),
         make_file("src/app/models.py", "app.models", make_import("app.db", 7)),
-        make_file("src/app/db.py", "app.db", make_import("sqlalchemy.orm", 2),
-                  make_import("pandas", 3, context="deferred")),
+        make_file(
+            "src/app/db.py",
+            "app.db",
+            make_import("sqlalchemy.orm", 2),
+            make_import("pandas", 3, context="deferred"),
+        ),
     ]
 
     result = analyze(files, PROTOCOL)
@@ -117,7 +122,9 @@ def test_transitive_heavy_import_chain() -> None:
     assert finding.location.path == "src/app/protocols.py"
     assert finding.location.line == 4
     assert [(loc.path, loc.line) for loc in finding.related] == [
-        ("src/app/protocols.py", 4), ("src/app/models.py", 7), ("src/app/db.py", 2)
+        ("src/app/protocols.py", 4),
+        ("src/app/models.py", 7),
+        ("src/app/db.py", 2),
     ]
     assert "src/app/protocols.py:4 -> src/app/models.py" in finding.message
     assert "src/app/db.py:2 imports sqlalchemy.orm" in finding.message
@@ -125,8 +132,9 @@ def test_transitive_heavy_import_chain() -> None:
 
 def test_transitive_skips_deferred_edges() -> None:
     files = [
-        make_file("src/app/protocols.py", "app.protocols",
-                  make_import("app.db", 4, context="deferred")),
+        make_file(
+            "src/app/protocols.py", "app.protocols", make_import("app.db", 4, context="deferred")
+        ),
         make_file("src/app/db.py", "app.db", make_import("torch", 2)),
     ]
 
@@ -179,8 +187,11 @@ def test_parse_error_blocks() -> None:
 
 def test_valid_suppression_moves_finding() -> None:
     suppression = Suppression(line=1, rules=("heavy-import",), reason="only used by the CLI")
-    files = [make_file("src/protocols.py", "protocols", make_import("torch", 1),
-                       suppressions=(suppression,))]
+    files = [
+        make_file(
+            "src/protocols.py", "protocols", make_import("torch", 1), suppressions=(suppression,)
+        )
+    ]
 
     result = analyze(files, PROTOCOL)
 
@@ -199,8 +210,11 @@ def test_valid_suppression_moves_finding() -> None:
 )
 def test_invalid_suppression(rules: Tuple[str, ...], reason: str, problem: str) -> None:
     suppression = Suppression(line=1, rules=rules, reason=reason)
-    files = [make_file("src/protocols.py", "protocols", make_import("torch", 1),
-                       suppressions=(suppression,))]
+    files = [
+        make_file(
+            "src/protocols.py", "protocols", make_import("torch", 1), suppressions=(suppression,)
+        )
+    ]
 
     result = analyze(files, PROTOCOL)
 
