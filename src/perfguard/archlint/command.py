@@ -20,6 +20,7 @@ from perfguard.archlint.config import (
     DEFAULT_INTROSPECTED_CLASSES,
     ArchLintConfig,
 )
+from perfguard.archlint.costs import find_cost_requests, measure_costs
 from perfguard.archlint.output import EXIT_OK, exit_code_for, render_json, render_text
 from perfguard.archlint.probe import ProbeInput, run_probe
 from perfguard.archlint.rules import analyze
@@ -94,6 +95,14 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="Report only findings in these files and cycles through them. Repeat for more.",
     )
 
+    parser.add_argument(
+        "--measure-costs",
+        action="store_true",
+        help=(
+            "If set, import each heavy module that findings name with --python, in fresh "
+            "processes, and report its import time and memory."
+        ),
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--baseline", metavar="FILE", help="JSON baseline of accepted findings.")
     parser.add_argument(
@@ -118,6 +127,10 @@ def run_arch_lint(args: argparse.Namespace) -> int:
     inputs = discover_sources(args.roots)
     probe_result = run_probe(args.python, inputs, introspected_classes=config.introspected_classes)
     result = analyze(probe_result.files, config, focus_paths=args.focus)
+    if args.measure_costs:
+        modules = [request.module for request in find_cost_requests(result)]
+        costs = measure_costs(args.python, modules)
+        result = analyze(probe_result.files, config, focus_paths=args.focus, module_costs=costs)
     if args.update_baseline:
         write_baseline(args.baseline, build_baseline(result.findings))
         print(f"Wrote {len(result.findings)} findings to the baseline {args.baseline}.")

@@ -70,6 +70,22 @@ def test_cli_text_report(
     assert "import-time import cycle: app/models.py -> app/protocols.py -> app/models.py" in out
 
 
+def test_cli_measures_costs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_tree(tmp_path, {"app/__init__.py": "", "app/protocols.py": "import asyncio\n"})
+    monkeypatch.chdir(tmp_path)
+    args = ["arch-lint", "--heavy", "asyncio", "--protocol-glob", "**/protocols.py"]
+
+    code, out, _ = _run(args + ["--measure-costs", "--format", "json", "."], capsys)
+
+    document = json.loads(out)
+    assert code == 1
+    assert document["findings"][0]["cost"]["ms"] > 0
+    assert document["measured_cost_ms"] == document["findings"][0]["cost"]["ms"]
+    assert document["unmeasured_modules"] == []
+
+
 def test_cli_baseline_flow(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
