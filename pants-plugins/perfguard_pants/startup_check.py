@@ -8,6 +8,25 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from pants.backend.python.goals.package_pex_binary import PexBinaryFieldSet
+from pants.base.build_root import BuildRoot
+from pants.core.util_rules.distdir import DistDir
+from pants.engine.console import Console
+from pants.engine.fs import Workspace
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.internals.session import RunId
+from pants.engine.process import (
+    FallibleProcessResult,
+    Process,
+    ProcessCacheScope,
+    ProcessResultMetadata,
+)
+from pants.engine.rules import collect_rules, goal_rule
+from pants.engine.target import FilteredTargets, Target
+from pants.option.option_types import BoolOption, FloatOption, IntOption, StrListOption, StrOption
+from pants.util.logging import LogLevel
+from pants.util.strutil import pluralize, softwrap
+
 from perfguard.startup.baseline import (
     Baseline,
     StoredBinary,
@@ -31,20 +50,6 @@ from perfguard_pants.fields import (
     StartupImportBudgetMsField,
     StartupMemoryBudgetMbField,
 )
-
-from pants.backend.python.goals.package_pex_binary import PexBinaryFieldSet
-from pants.base.build_root import BuildRoot
-from pants.core.util_rules.distdir import DistDir
-from pants.engine.console import Console
-from pants.engine.fs import Workspace
-from pants.engine.goal import Goal, GoalSubsystem
-from pants.engine.internals.session import RunId
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResultMetadata
-from pants.engine.rules import collect_rules, goal_rule
-from pants.engine.target import FilteredTargets, Target
-from pants.option.option_types import BoolOption, FloatOption, IntOption, StrListOption, StrOption
-from pants.util.logging import LogLevel
-from pants.util.strutil import pluralize, softwrap
 
 logger = logging.getLogger(__name__)
 
@@ -210,9 +215,7 @@ async def _measure(
         # Without a baseline to compare with, timing only decides the budget, so it may stop
         # as soon as the budget is clearly met or clearly missed.
         decision_ns = None if subsystem.baseline_dir else budgets.startup_ms * 1e6
-        spec = _spec(
-            subsystem, tgt, python.path, relpath, valgrind, baseline_relpath, decision_ns
-        )
+        spec = _spec(subsystem, tgt, python.path, relpath, valgrind, baseline_relpath, decision_ns)
         inputs[_SPEC_PATH] = spec.to_json().encode()
         script_inputs.append(inputs)
         plans.append((python, spec, build))
@@ -327,8 +330,14 @@ async def run_startup_check(
         if subsystem.baseline_dir and item.result is not None:
             index = [tgt.address.spec for tgt in binaries].index(item.address)
             report, baseline_exit = _apply_baseline(
-                console, subsystem, build_root, workspace, item, budgets_for[index],
-                builds[index], prohibited,
+                console,
+                subsystem,
+                build_root,
+                workspace,
+                item,
+                budgets_for[index],
+                builds[index],
+                prohibited,
             )
             exit_code = max(exit_code, baseline_exit)
         console.print_stdout(report.format_text())
@@ -361,9 +370,13 @@ def _apply_baseline(
         if subsystem.update_baseline:
             baseline = build_baseline(item.address, item.result, budgets.heavy_modules)
             if subsystem.baseline_binaries_dir:
-                baseline = _store_binary(subsystem.baseline_binaries_dir, workspace, build, baseline)
+                baseline = _store_binary(
+                    subsystem.baseline_binaries_dir, workspace, build, baseline
+                )
             write_baseline(path, baseline)
-            console.print_stderr(f"startup-check: wrote the baseline of {item.address} to {relpath}.")
+            console.print_stderr(
+                f"startup-check: wrote the baseline of {item.address} to {relpath}."
+            )
             return item.report, EXIT_OK
         baseline = read_baseline(path, binary=item.address)
     except (StartupCheckError, ValueError) as e:
@@ -380,7 +393,9 @@ def _store_binary(
     assert build.package is not None
     fingerprint = build.package.digest.fingerprint
     workspace.write_digest(build.package.digest, path_prefix=os.path.join(folder, fingerprint))
-    return dataclasses.replace(baseline, stored_binary=StoredBinary(fingerprint, _entry_path(build)))
+    return dataclasses.replace(
+        baseline, stored_binary=StoredBinary(fingerprint, _entry_path(build))
+    )
 
 
 def _baseline_name(address: str) -> str:
@@ -438,7 +453,8 @@ def _find_stored_binary(
     if not os.path.isfile(os.path.join(folder, stored.path)):
         logger.info(
             "The stored binary of %s is not in %s, so it is compared with the stored samples.",
-            address, folder,
+            address,
+            folder,
         )
         return None
     files: Dict[str, bytes] = {}
@@ -522,7 +538,9 @@ def _interpret(
             f"the startup harness failed with exit code {result.exit_code}:\n{tail}",
         )
     try:
-        harness = HarnessResult.from_json(result.stdout.decode(), source=f"harness output of {address}")
+        harness = HarnessResult.from_json(
+            result.stdout.decode(), source=f"harness output of {address}"
+        )
     except StartupCheckError as e:
         return _Measured(address, None, None, str(e))
     return _Measured(address, evaluate(harness, budgets, prohibited, binary=address), harness)

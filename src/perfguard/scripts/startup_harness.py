@@ -131,8 +131,9 @@ def load_spec(data):
     if spec["program_args_start"] is not None:
         problems.extend(_check_int(spec, "program_args_start", 1))
     if spec["valgrind"] is not None and not isinstance(spec["valgrind"], str):
-        problems.append("valgrind: expected a path string or null, got {!r}".format(
-            spec["valgrind"]))
+        problems.append(
+            "valgrind: expected a path string or null, got {!r}".format(spec["valgrind"])
+        )
     if spec["cwd"] is not None and not isinstance(spec["cwd"], str):
         problems.append("cwd: expected a path string or null, got {!r}".format(spec["cwd"]))
     if not problems and spec["max_runs"] < spec["min_runs"]:
@@ -242,8 +243,13 @@ def run_once(command, env, cwd, timeout_s, stdout_limit, stderr_limit, clock=tim
     waiter.start()
     stdout = TailBuffer(stdout_limit)
     stderr = TailBuffer(stderr_limit)
-    ending = _drain(process, {process.stdout: stdout, process.stderr: stderr},
-                    started + int(timeout_s * 1e9), waiter, clock)
+    ending = _drain(
+        process,
+        {process.stdout: stdout, process.stderr: stderr},
+        started + int(timeout_s * 1e9),
+        waiter,
+        clock,
+    )
     if ending != "eof":
         # Either the command itself timed out, or a process it left behind keeps the pipes open.
         _kill_group(process.pid)
@@ -251,8 +257,9 @@ def run_once(command, env, cwd, timeout_s, stdout_limit, stderr_limit, clock=tim
     # Popen must not reap the pid again, because wait4 in the waiter thread already did.
     process.returncode = 0
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return _describe_exit(waited, started, ending == "timeout", stdout, stderr,
-                          children_before, children_after)
+    return _describe_exit(
+        waited, started, ending == "timeout", stdout, stderr, children_before, children_after
+    )
 
 
 def _wait_for_exit(pid, waited, clock):
@@ -446,8 +453,17 @@ def run_benchmark(spec, runner=run_once):
 
 
 def _new_variant(name, command, env):
-    return {"name": name, "command": command, "env": env, "samples": [], "failures": [],
-            "importtime": [], "warmup_runs": 0, "instructions": None, "_wall": []}
+    return {
+        "name": name,
+        "command": command,
+        "env": env,
+        "samples": [],
+        "failures": [],
+        "importtime": [],
+        "warmup_runs": 0,
+        "instructions": None,
+        "_wall": [],
+    }
 
 
 def _interleave(variants, index):
@@ -458,17 +474,35 @@ def _interleave(variants, index):
 def _run_and_record(spec, runner, variant, phase):
     if variant["failures"]:
         return
-    outcome = runner(variant["command"], build_env(spec, variant["env"]), spec["cwd"],
-                     spec["timeout_s"], 0, spec["max_output_bytes"])
+    outcome = runner(
+        variant["command"],
+        build_env(spec, variant["env"]),
+        spec["cwd"],
+        spec["timeout_s"],
+        0,
+        spec["max_output_bytes"],
+    )
     if outcome["kind"] != "ok":
         variant["failures"].append(_failure(phase, outcome))
     elif phase == "warmup":
         variant["warmup_runs"] += 1
     else:
         variant["_wall"].append(outcome["wall_ns"])
-        variant["samples"].append({key: outcome[key] for key in (
-            "wall_ns", "max_rss_bytes", "user_s", "sys_s", "children_user_s", "children_sys_s",
-            "stdout_bytes", "stderr_bytes")})
+        variant["samples"].append(
+            {
+                key: outcome[key]
+                for key in (
+                    "wall_ns",
+                    "max_rss_bytes",
+                    "user_s",
+                    "sys_s",
+                    "children_user_s",
+                    "children_sys_s",
+                    "stdout_bytes",
+                    "stderr_bytes",
+                )
+            }
+        )
 
 
 def _find_importtime_command(spec, runner, variant):
@@ -490,7 +524,7 @@ def _find_importtime_command(spec, runner, variant):
         return command
     venv_pex = match.group(1)
     venv_python = os.path.join(os.path.dirname(venv_pex), "bin", "python")
-    return [venv_python, "-s", venv_pex] + list(command[spec["program_args_start"]:])
+    return [venv_python, "-s", venv_pex] + list(command[spec["program_args_start"] :])
 
 
 def _run_importtime(spec, runner, variant, command):
@@ -500,17 +534,22 @@ def _run_importtime(spec, runner, variant, command):
         modules_file = None
         if spec["record_modules"]:
             modules_file = _install_module_recorder(work_dir, env)
-        outcome = runner(command, env, spec["cwd"], spec["timeout_s"], 0,
-                         spec["max_importtime_bytes"])
+        outcome = runner(
+            command, env, spec["cwd"], spec["timeout_s"], 0, spec["max_importtime_bytes"]
+        )
         modules = _read_module_list(modules_file) if modules_file else None
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     if outcome["kind"] != "ok":
         variant["failures"].append(_failure("importtime", outcome))
         return
-    variant["importtime"].append({"stderr": outcome["stderr"],
-                                  "truncated": outcome["stderr_truncated"],
-                                  "modules_at_exit": modules})
+    variant["importtime"].append(
+        {
+            "stderr": outcome["stderr"],
+            "truncated": outcome["stderr_truncated"],
+            "modules_at_exit": modules,
+        }
+    )
 
 
 def _count_instructions(spec, runner, variant):
@@ -524,10 +563,16 @@ def _count_instructions(spec, runner, variant):
     """
     env = build_env(spec, variant["env"])
     env["PYTHONHASHSEED"] = COUNTED_RUN_HASH_SEED
-    command = [spec["valgrind"], "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
-               "--cachegrind-out-file=/dev/null"] + list(variant["command"])
-    outcome = runner(command, env, spec["cwd"], spec["timeout_s"] * 100, 0,
-                     spec["max_importtime_bytes"])
+    command = [
+        spec["valgrind"],
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--trace-children=yes",
+        "--cachegrind-out-file=/dev/null",
+    ] + list(variant["command"])
+    outcome = runner(
+        command, env, spec["cwd"], spec["timeout_s"] * 100, 0, spec["max_importtime_bytes"]
+    )
     if outcome["kind"] != "ok":
         variant["failures"].append(_failure("instructions", outcome))
         return

@@ -63,8 +63,10 @@ class Baseline:
     stored_binary: Optional[StoredBinary] = None
 
     def snapshot(self) -> StartupSnapshot:
-        timings = [ModuleTiming(name, self_us, cumulative_us, 1)
-                   for name, (self_us, cumulative_us) in self.modules.items()]
+        timings = [
+            ModuleTiming(name, self_us, cumulative_us, 1)
+            for name, (self_us, cumulative_us) in self.modules.items()
+        ]
         return StartupSnapshot(
             wall_ns=self.samples_ns,
             modules=frozenset(self.modules),
@@ -96,8 +98,11 @@ def build_baseline(
     # Modules loaded without an importtime line (for example those imported before profiling
     # starts) get zero times, so the stored module set matches the checked one.
     modules = {name: (0, 0) for name in variant.loaded_modules}
-    modules.update((name, (t.self_us, t.cumulative_us)) for name, t in timings.items()
-                   if name in variant.loaded_modules or not variant.loaded_modules)
+    modules.update(
+        (name, (t.self_us, t.cumulative_us))
+        for name, t in timings.items()
+        if name in variant.loaded_modules or not variant.loaded_modules
+    )
     modules = dict(sorted(modules.items()))
     return Baseline(
         binary=binary,
@@ -151,19 +156,25 @@ def compare_to_baseline(
     """
     current_env = dataclasses.asdict(result.environment)
     changed = [
-        key for key in ("python", "machine", "cpu_model", "cpu_count")
+        key
+        for key in ("python", "machine", "cpu_model", "cpu_count")
         if baseline.environment.get(key) != current_env.get(key)
     ]
     findings: List[Finding] = []
     if changed:
-        findings.append(Finding(
-            rule_id="baseline-environment",
-            severity=Severity.warning,
-            location=location,
-            message=("the baseline was recorded with a different " + ", ".join(changed)
-                     + "; timing comparisons against it are unreliable"),
-            fix="Record the baseline again on the machine that runs the check.",
-        ))
+        findings.append(
+            Finding(
+                rule_id="baseline-environment",
+                severity=Severity.warning,
+                location=location,
+                message=(
+                    "the baseline was recorded with a different "
+                    + ", ".join(changed)
+                    + "; timing comparisons against it are unreliable"
+                ),
+                fix="Record the baseline again on the machine that runs the check.",
+            )
+        )
     severity = Severity.warning if "python" in changed else Severity.error
     # The C library picks code paths per CPU, so counts from another machine differ a little.
     instruction_severity = Severity.warning if changed else Severity.error
@@ -261,8 +272,10 @@ def _format_json(value: Any, level: int) -> str:
         return json.dumps(value, sort_keys=True)
     indent = "  " * (level + 1)
     if isinstance(value, dict):
-        items = [f"{indent}{json.dumps(key)}: {_format_json(value[key], level + 1)}"
-                 for key in sorted(value)]
+        items = [
+            f"{indent}{json.dumps(key)}: {_format_json(value[key], level + 1)}"
+            for key in sorted(value)
+        ]
         return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
     items = [indent + _format_json(item, level + 1) for item in value]
     return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"
@@ -297,8 +310,10 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
     if not isinstance(startup, dict):
         raise corrupt("startup", "an object")
     samples = startup.get("samples_ns")
-    if not isinstance(samples, list) or not samples or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in samples
+    if (
+        not isinstance(samples, list)
+        or not samples
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in samples)
     ):
         raise corrupt("startup.samples_ns", "a non-empty list of non-negative integers")
     modules = data.get("modules")

@@ -27,10 +27,16 @@ from perfguard.startup.importtime import (
     sum_self_by_package,
     summarize_runs,
 )
-from perfguard.startup.regression import compare_snapshots, find_heavy_packages, format_names
+from perfguard.startup.regression import compare_snapshots, find_heavy_packages
 from perfguard.startup.results import HarnessResult, VariantResult
-from perfguard.startup.stats import Comparison, Interval, find_noise_warning, median, median_ci
-from perfguard.startup.stats import robust_cv
+from perfguard.startup.stats import (
+    Comparison,
+    Interval,
+    find_noise_warning,
+    median,
+    median_ci,
+    robust_cv,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +69,26 @@ class Budgets:
     def __post_init__(self) -> None:
         problems = [
             f"{name} must be a positive number, got {getattr(self, name)!r}"
-            for name in ("startup_ms", "single_import_ms", "peak_memory_mb", "noise_threshold",
-                         "regression_alpha", "regression_min_effect", "launcher_ms",
-                         "instruction_margin")
+            for name in (
+                "startup_ms",
+                "single_import_ms",
+                "peak_memory_mb",
+                "noise_threshold",
+                "regression_alpha",
+                "regression_min_effect",
+                "launcher_ms",
+                "instruction_margin",
+            )
             if not _is_positive(getattr(self, name))
         ]
-        if isinstance(self.max_heavy_imports, bool) or not isinstance(self.max_heavy_imports, int) \
-                or self.max_heavy_imports < 0:
-            problems.append(f"max_heavy_imports must be an integer >= 0, got "
-                            f"{self.max_heavy_imports!r}")
+        if (
+            isinstance(self.max_heavy_imports, bool)
+            or not isinstance(self.max_heavy_imports, int)
+            or self.max_heavy_imports < 0
+        ):
+            problems.append(
+                f"max_heavy_imports must be an integer >= 0, got " f"{self.max_heavy_imports!r}"
+            )
         if problems:
             raise InvalidBudgets("invalid startup budgets: " + "; ".join(problems))
 
@@ -171,19 +188,24 @@ def evaluate(
     findings.extend(_check_launcher(variant, budgets, location))
     if profile is not None:
         findings.extend(_check_prohibited(profile, modules, prohibited, location))
-        findings.extend(_check_slow_imports(profile, timings.values(), budgets, prohibited,
-                                            location))
+        findings.extend(
+            _check_slow_imports(profile, timings.values(), budgets, prohibited, location)
+        )
     heavy = find_heavy_packages(modules, budgets.heavy_modules)
     if len(heavy) > budgets.max_heavy_imports:
-        findings.append(Finding(
-            rule_id="heavy-import-count",
-            severity=Severity.error,
-            location=location,
-            message=(f"startup loads {len(heavy)} heavy packages ({', '.join(heavy)}), over the "
-                     f"budget of {budgets.max_heavy_imports}"),
-            fix="Import heavy packages lazily, inside the code paths that need them.",
-            data={"heavy_packages": heavy},
-        ))
+        findings.append(
+            Finding(
+                rule_id="heavy-import-count",
+                severity=Severity.error,
+                location=location,
+                message=(
+                    f"startup loads {len(heavy)} heavy packages ({', '.join(heavy)}), over the "
+                    f"budget of {budgets.max_heavy_imports}"
+                ),
+                fix="Import heavy packages lazily, inside the code paths that need them.",
+                data={"heavy_packages": heavy},
+            )
+        )
     comparison, compared = _compare(result, baseline, budgets, location)
     findings.extend(compared)
     walls = variant.wall_ns
@@ -220,14 +242,16 @@ def _check_failures(result: HarnessResult, location: Location) -> List[Finding]:
             message = f"{label} {failure.describe()} during a {failure.phase} run"
             if failure.stderr_tail.strip():
                 message += f"; stderr ends with: {failure.stderr_tail.strip()[-300:]}"
-            findings.append(Finding(
-                rule_id="binary-timeout" if timeout else "binary-failed",
-                severity=Severity.critical,
-                location=location,
-                message=message,
-                fix="Run the command by hand with the same environment to see the failure.",
-                data={"failure": failure, "command": variant.command},
-            ))
+            findings.append(
+                Finding(
+                    rule_id="binary-timeout" if timeout else "binary-failed",
+                    severity=Severity.critical,
+                    location=location,
+                    message=message,
+                    fix="Run the command by hand with the same environment to see the failure.",
+                    data={"failure": failure, "command": variant.command},
+                )
+            )
     return findings
 
 
@@ -242,24 +266,34 @@ def _check_timing(variant: VariantResult, budgets: Budgets, location: Location) 
     if center > budget_ns:
         beyond_noise = interval.low > budget_ns
         qualifier = "" if beyond_noise else ", within its measured uncertainty of the budget"
-        findings.append(Finding(
-            rule_id="startup-time",
-            severity=Severity.error if beyond_noise else Severity.warning,
-            location=location,
-            message=(f"startup {format_duration_ms(center)} ({interval.confidence:.0%} CI "
-                     f"{_format_ci(interval)}) is over the {budgets.startup_ms:g} ms "
-                     f"budget{qualifier}"),
-            fix="Find the slowest imports in the importtime profile and defer them.",
-            cost=Cost(ms=center / 1e6),
-        ))
+        findings.append(
+            Finding(
+                rule_id="startup-time",
+                severity=Severity.error if beyond_noise else Severity.warning,
+                location=location,
+                message=(
+                    f"startup {format_duration_ms(center)} ({interval.confidence:.0%} CI "
+                    f"{_format_ci(interval)}) is over the {budgets.startup_ms:g} ms "
+                    f"budget{qualifier}"
+                ),
+                fix="Find the slowest imports in the importtime profile and defer them.",
+                cost=Cost(ms=center / 1e6),
+            )
+        )
     noise = find_noise_warning(walls, budgets.noise_threshold)
     if noise is not None or not variant.converged:
-        message = noise or (f"timings did not converge to the target confidence interval in "
-                            f"{len(walls)} runs")
-        findings.append(Finding(
-            rule_id="noisy-measurement", severity=Severity.warning, location=location,
-            message=message, fix="Run on an idle machine, or raise max_runs.",
-        ))
+        message = noise or (
+            f"timings did not converge to the target confidence interval in " f"{len(walls)} runs"
+        )
+        findings.append(
+            Finding(
+                rule_id="noisy-measurement",
+                severity=Severity.warning,
+                location=location,
+                message=message,
+                fix="Run on an idle machine, or raise max_runs.",
+            )
+        )
     return findings
 
 
@@ -270,15 +304,19 @@ def _check_memory(variant: VariantResult, budgets: Budgets, location: Location) 
     peak = median(rss)
     if peak <= budgets.peak_memory_mb * BYTES_PER_MB:
         return []
-    return [Finding(
-        rule_id="peak-memory",
-        severity=Severity.error,
-        location=location,
-        message=(f"peak RSS {peak / BYTES_PER_MB:.1f} MB (median of {len(rss)} runs) is over "
-                 f"the {budgets.peak_memory_mb:g} MB budget"),
-        fix="Defer imports of large packages and avoid building big objects at import time.",
-        cost=Cost(mb=peak / BYTES_PER_MB),
-    )]
+    return [
+        Finding(
+            rule_id="peak-memory",
+            severity=Severity.error,
+            location=location,
+            message=(
+                f"peak RSS {peak / BYTES_PER_MB:.1f} MB (median of {len(rss)} runs) is over "
+                f"the {budgets.peak_memory_mb:g} MB budget"
+            ),
+            fix="Defer imports of large packages and avoid building big objects at import time.",
+            cost=Cost(mb=peak / BYTES_PER_MB),
+        )
+    ]
 
 
 def _check_launcher(variant: VariantResult, budgets: Budgets, location: Location) -> List[Finding]:
@@ -286,24 +324,32 @@ def _check_launcher(variant: VariantResult, budgets: Budgets, location: Location
     if launcher_us is None or launcher_us < budgets.launcher_ms * 1000:
         return []
     processes = variant.full_profiles[0].launcher_process_count
-    return [Finding(
-        rule_id="launcher-overhead",
-        severity=Severity.warning,
-        location=location,
-        message=(f"the pex launcher spends {format_duration_ms(launcher_us * 1000)} importing its "
-                 f"own code in {_count_processes(processes)} before the program starts, "
-                 f"at least the {budgets.launcher_ms:g} ms threshold; this time is part of the "
-                 f"startup but not of the import checks"),
-        fix=('Set `execution_mode="venv"` on the pex_binary, which skips most of the '
-             "bootstrap once the venv exists, and drop requirements that the entry point does "
-             "not import."),
-        cost=Cost(ms=launcher_us / 1000, note="launcher import time, from -X importtime"),
-        data={"launcher_us": launcher_us, "processes": processes},
-    )]
+    return [
+        Finding(
+            rule_id="launcher-overhead",
+            severity=Severity.warning,
+            location=location,
+            message=(
+                f"the pex launcher spends {format_duration_ms(launcher_us * 1000)} importing its "
+                f"own code in {_count_processes(processes)} before the program starts, "
+                f"at least the {budgets.launcher_ms:g} ms threshold; this time is part of the "
+                f"startup but not of the import checks"
+            ),
+            fix=(
+                'Set `execution_mode="venv"` on the pex_binary, which skips most of the '
+                "bootstrap once the venv exists, and drop requirements that the entry point does "
+                "not import."
+            ),
+            cost=Cost(ms=launcher_us / 1000, note="launcher import time, from -X importtime"),
+            data={"launcher_us": launcher_us, "processes": processes},
+        )
+    ]
 
 
 def _check_prohibited(
-    profile: ImportProfile, modules: frozenset[str], prohibited: Sequence[str],
+    profile: ImportProfile,
+    modules: frozenset[str],
+    prohibited: Sequence[str],
     location: Location,
 ) -> List[Finding]:
     findings = []
@@ -315,17 +361,21 @@ def _check_prohibited(
         chain = profile.chain_to(entries[0]) if entries else (loaded[0],)
         cost_us = sum(node.cumulative_us for node in entries)
         importer = chain[-2] if len(chain) > 1 else "the entry point"
-        findings.append(Finding(
-            rule_id="prohibited-module",
-            severity=Severity.critical,
-            location=location,
-            message=(f"startup imports prohibited package {package} "
-                     f"({format_duration_ms(cost_us * 1000)} with its dependencies) via "
-                     f"{' -> '.join(chain)}"),
-            fix=f"Move the import of {chain[-1]} in {importer} into the function that uses it.",
-            cost=Cost(ms=cost_us / 1000, note="cumulative import time, from -X importtime"),
-            data={"package": package, "chain": chain, "modules": loaded},
-        ))
+        findings.append(
+            Finding(
+                rule_id="prohibited-module",
+                severity=Severity.critical,
+                location=location,
+                message=(
+                    f"startup imports prohibited package {package} "
+                    f"({format_duration_ms(cost_us * 1000)} with its dependencies) via "
+                    f"{' -> '.join(chain)}"
+                ),
+                fix=f"Move the import of {chain[-1]} in {importer} into the function that uses it.",
+                cost=Cost(ms=cost_us / 1000, note="cumulative import time, from -X importtime"),
+                data={"package": package, "chain": chain, "modules": loaded},
+            )
+        )
     return findings
 
 
@@ -344,17 +394,21 @@ def _check_slow_imports(
             continue
         entries = find_entry_nodes(profile, package)
         chain = profile.chain_to(entries[0]) if entries else (package,)
-        findings.append(Finding(
-            rule_id="slow-import",
-            severity=Severity.error,
-            location=location,
-            message=(f"importing {package} takes {format_duration_ms(self_us * 1000)} of its own "
-                     f"(excluding other packages), over the {budgets.single_import_ms:g} ms "
-                     f"budget; imported via {' -> '.join(chain)}"),
-            fix=f"Import {package} lazily, or trim what it does at import time.",
-            cost=Cost(ms=self_us / 1000, note="summed self import time, from -X importtime"),
-            data={"package": package, "chain": chain},
-        ))
+        findings.append(
+            Finding(
+                rule_id="slow-import",
+                severity=Severity.error,
+                location=location,
+                message=(
+                    f"importing {package} takes {format_duration_ms(self_us * 1000)} of its own "
+                    f"(excluding other packages), over the {budgets.single_import_ms:g} ms "
+                    f"budget; imported via {' -> '.join(chain)}"
+                ),
+                fix=f"Import {package} lazily, or trim what it does at import time.",
+                cost=Cost(ms=self_us / 1000, note="summed self import time, from -X importtime"),
+                data={"package": package, "chain": chain},
+            )
+        )
     return findings
 
 
@@ -375,10 +429,15 @@ def _compare(
             instruction_margin=budgets.instruction_margin,
         )
     if baseline is not None and not result.baseline.failures:
-        return compare_to_baseline(baseline, result, budgets.heavy_modules,
-                                   alpha=budgets.regression_alpha,
-                                   min_effect=budgets.regression_min_effect, location=location,
-                                   instruction_margin=budgets.instruction_margin)
+        return compare_to_baseline(
+            baseline,
+            result,
+            budgets.heavy_modules,
+            alpha=budgets.regression_alpha,
+            min_effect=budgets.regression_min_effect,
+            location=location,
+            instruction_margin=budgets.instruction_margin,
+        )
     return None, ()
 
 

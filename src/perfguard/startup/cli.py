@@ -36,45 +36,84 @@ def add_subcommand(subparsers: Any) -> None:
         help="Measure how fast a command starts and check it against budgets.",
         description="Measure how fast a command starts and check it against budgets.",
     )
-    parser.add_argument("--name", help="Name of the binary in findings and the baseline. "
-                        "Defaults to the command line.")
-    parser.add_argument("--budget-ms", type=float, default=500.0,
-                        help="Startup time budget in milliseconds (default 500).")
-    parser.add_argument("--import-budget-ms", type=float, default=100.0,
-                        help="Budget for the own import time of one package, in milliseconds "
-                        "(default 100).")
-    parser.add_argument("--memory-budget-mb", type=float, default=100.0,
-                        help="Peak RSS budget in megabytes of 10^6 bytes (default 100).")
-    parser.add_argument("--max-heavy-imports", type=int, default=3,
-                        help="How many heavy packages startup may load (default 3).")
-    parser.add_argument("--prohibit", action="append", metavar="PACKAGE",
-                        help="Package that startup must not import; repeat for several. "
-                        f"Defaults to {', '.join(DEFAULT_HEAVY_MODULES)}.")
+    parser.add_argument(
+        "--name",
+        help="Name of the binary in findings and the baseline. " "Defaults to the command line.",
+    )
+    parser.add_argument(
+        "--budget-ms",
+        type=float,
+        default=500.0,
+        help="Startup time budget in milliseconds (default 500).",
+    )
+    parser.add_argument(
+        "--import-budget-ms",
+        type=float,
+        default=100.0,
+        help="Budget for the own import time of one package, in milliseconds " "(default 100).",
+    )
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=100.0,
+        help="Peak RSS budget in megabytes of 10^6 bytes (default 100).",
+    )
+    parser.add_argument(
+        "--max-heavy-imports",
+        type=int,
+        default=3,
+        help="How many heavy packages startup may load (default 3).",
+    )
+    parser.add_argument(
+        "--prohibit",
+        action="append",
+        metavar="PACKAGE",
+        help="Package that startup must not import; repeat for several. "
+        f"Defaults to {', '.join(DEFAULT_HEAVY_MODULES)}.",
+    )
 
     parser.add_argument("--baseline", metavar="FILE", help="Baseline JSON file to compare with.")
-    parser.add_argument("--update-baseline", action="store_true",
-                        help="If set, write the measurement to --baseline instead of "
-                        "comparing with it.")
-    parser.add_argument("--candidate", metavar="CMD",
-                        help="Second command, as one shell-quoted string, to compare with CMD "
-                        "in interleaved A/B runs.")
-    parser.add_argument("--count-instructions", action="store_true",
-                        help="If set, also count each variant's instructions in one run under "
-                        "valgrind's cachegrind (about 50 times slower); with --candidate, more "
-                        "than 2%% growth blocks.")
+    parser.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="If set, write the measurement to --baseline instead of " "comparing with it.",
+    )
+    parser.add_argument(
+        "--candidate",
+        metavar="CMD",
+        help="Second command, as one shell-quoted string, to compare with CMD "
+        "in interleaved A/B runs.",
+    )
+    parser.add_argument(
+        "--count-instructions",
+        action="store_true",
+        help="If set, also count each variant's instructions in one run under "
+        "valgrind's cachegrind (about 50 times slower); with --candidate, more "
+        "than 2%% growth blocks.",
+    )
     parser.add_argument("--html", metavar="FILE", help="Also write an HTML import chart here.")
 
     parser.add_argument("--warmup", type=int, default=2, help="Warm-up runs (default 2).")
     parser.add_argument("--min-runs", type=int, default=7, help="Minimum timed runs (default 7).")
-    parser.add_argument("--max-runs", type=int, default=40, help="Maximum timed runs "
-                        "(default 40).")
-    parser.add_argument("--timeout-s", type=float, default=30.0,
-                        help="Time-out for one run, in seconds (default 30).")
-    parser.add_argument("--python", help="Interpreter that runs the harness. Defaults to the "
-                        "current one.")
+    parser.add_argument(
+        "--max-runs", type=int, default=40, help="Maximum timed runs " "(default 40)."
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=30.0,
+        help="Time-out for one run, in seconds (default 30).",
+    )
+    parser.add_argument(
+        "--python", help="Interpreter that runs the harness. Defaults to the " "current one."
+    )
 
-    parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...",
-                        help="The command to measure, after `--`.")
+    parser.add_argument(
+        "cmd",
+        nargs=argparse.REMAINDER,
+        metavar="-- CMD...",
+        help="The command to measure, after `--`.",
+    )
     parser.set_defaults(run=run)
 
 
@@ -93,8 +132,10 @@ def run(
     clock = clock or SystemClock()
     command = list(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
     if not command:
-        raise InvalidSpec("startup-check: missing command; pass it after `--`, for example "
-                          "`startup-check -- python app.pex`")
+        raise InvalidSpec(
+            "startup-check: missing command; pass it after `--`, for example "
+            "`startup-check -- python app.pex`"
+        )
     if args.update_baseline and not args.baseline:
         raise InvalidSpec("startup-check: --update-baseline needs --baseline FILE")
 
@@ -139,6 +180,8 @@ def run(
 def _find_valgrind() -> str:
     path = shutil.which("valgrind")
     if path is None:
-        raise InvalidSpec("startup-check: --count-instructions needs valgrind on PATH; install "
-                          "it (for example `apt-get install valgrind`) or drop the option")
+        raise InvalidSpec(
+            "startup-check: --count-instructions needs valgrind on PATH; install "
+            "it (for example `apt-get install valgrind`) or drop the option"
+        )
     return path

@@ -42,7 +42,7 @@ def render_html(reports: Sequence[StartupReport], title: str = "perfguard startu
     """Return the HTML page for the reports, in the order given."""
     sections = "\n".join(_render_report(report) for report in reports)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n{sections}\n</body>\n</html>\n"
     )
@@ -53,11 +53,14 @@ def write_html(path: Union[str, Path], reports: Sequence[StartupReport]) -> None
 
 
 def _render_report(report: StartupReport) -> str:
-    status = ("<span class=\"blocking\">failed</span>" if report.blocking
-              else "<span class=\"passed\">passed</span>")
+    status = (
+        '<span class="blocking">failed</span>'
+        if report.blocking
+        else '<span class="passed">passed</span>'
+    )
     parts = [
         f"<h2>{html.escape(report.binary)}</h2>",
-        f"<p class=\"summary\">{html.escape(report.format_text().splitlines()[0])} "
+        f'<p class="summary">{html.escape(report.format_text().splitlines()[0])} '
         f"&mdash; {status}</p>",
     ]
     if report.findings:
@@ -66,12 +69,15 @@ def _render_report(report: StartupReport) -> str:
             "</li>"
             for f in report.findings
         )
-        parts.append(f"<ul class=\"findings\">{items}</ul>")
+        parts.append(f'<ul class="findings">{items}</ul>')
     if report.profile is None or not report.profile.nodes:
         parts.append("<p>No importtime profile was recorded.</p>")
     else:
-        flagged = tuple(f.data.get("package", "") for f in report.findings
-                        if f.rule_id in ("prohibited-module", "slow-import"))
+        flagged = tuple(
+            f.data.get("package", "")
+            for f in report.findings
+            if f.rule_id in ("prohibited-module", "slow-import")
+        )
         parts.append(render_icicle(report.profile, flagged=flagged))
         parts.append(_render_top_modules(report.profile.without_launcher()))
     return "<section>\n" + "\n".join(parts) + "\n</section>"
@@ -96,21 +102,25 @@ def render_icicle(profile: ImportProfile, flagged: Sequence[str] = ()) -> str:
         x = offset_us * scale
         y = node.depth * ROW_HEIGHT
         color = LAUNCHER_COLOR if index in launcher else _color(node.name, flagged)
-        tip = (f"{node.name}: {format_duration_ms(node.cumulative_us * 1000)} cumulative, "
-               f"{format_duration_ms(node.self_us * 1000)} self")
+        tip = (
+            f"{node.name}: {format_duration_ms(node.cumulative_us * 1000)} cumulative, "
+            f"{format_duration_ms(node.self_us * 1000)} self"
+        )
         shapes.append(
-            f"<g><title>{html.escape(tip)}</title><rect x=\"{x:.1f}\" y=\"{y}\" "
-            f"width=\"{width:.1f}\" height=\"{ROW_HEIGHT - 1}\" fill=\"{color}\"></rect>"
+            f'<g><title>{html.escape(tip)}</title><rect x="{x:.1f}" y="{y}" '
+            f'width="{width:.1f}" height="{ROW_HEIGHT - 1}" fill="{color}"></rect>'
         )
         if width >= MIN_LABEL_WIDTH:
-            label = _fit_label(f"{node.name} {format_duration_ms(node.cumulative_us * 1000)}",
-                               width)
-            shapes.append(f"<text x=\"{x + 3:.1f}\" y=\"{y + ROW_HEIGHT - 5}\">"
-                          f"{html.escape(label)}</text>")
+            label = _fit_label(
+                f"{node.name} {format_duration_ms(node.cumulative_us * 1000)}", width
+            )
+            shapes.append(
+                f'<text x="{x + 3:.1f}" y="{y + ROW_HEIGHT - 5}">' f"{html.escape(label)}</text>"
+            )
         shapes.append("</g>")
     return (
-        f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{CHART_WIDTH}\" height=\"{height}\" "
-        f"viewBox=\"0 0 {CHART_WIDTH} {height}\" role=\"img\" "
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" height="{height}" '
+        f'viewBox="0 0 {CHART_WIDTH} {height}" role="img" '
         f"aria-label=\"import icicle chart\">{''.join(shapes)}</svg>"
     )
 
@@ -138,8 +148,8 @@ def _render_top_modules(profile: ImportProfile) -> str:
     timings = sorted(profile.modules.values(), key=lambda t: (-t.cumulative_us, t.name))
     rows = "".join(
         f"<tr><td>{html.escape(t.name)}</td>"
-        f"<td class=\"num\">{format_duration_ms(t.cumulative_us * 1000)}</td>"
-        f"<td class=\"num\">{format_duration_ms(t.self_us * 1000)}</td>"
+        f'<td class="num">{format_duration_ms(t.cumulative_us * 1000)}</td>'
+        f'<td class="num">{format_duration_ms(t.self_us * 1000)}</td>'
         f"<td>{html.escape(' -> '.join(profile.import_chain(t.name)))}</td></tr>"
         for t in timings[:TOP_MODULES]
     )

@@ -34,9 +34,7 @@ LAUNCHER_PACKAGES = ("__pex__", "_pex", "pex")
 _HEADER = re.compile(r"import time:\s+self \[us\] \|\s+cumulative \|\s+imported package")
 # Groups: self time, cumulative time, indentation, module name. Self time can be negative when
 # imports in two threads overlap, because CPython subtracts the other thread's time.
-_LINE = re.compile(
-    r"import time:\s+(-?\d+|cached)\s+\|\s+(-?\d+|cached)\s+\| ( *)([^\s|]+)\s*$"
-)
+_LINE = re.compile(r"import time:\s+(-?\d+|cached)\s+\|\s+(-?\d+|cached)\s+\| ( *)([^\s|]+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -222,7 +220,10 @@ def parse_importtime(text: str) -> ImportProfile:
     profile = builder.build(ignored)
     logger.debug(
         "Parsed importtime output: %d imports of %d modules in %d processes, %d other lines.",
-        len(profile.nodes), len(profile.modules), profile.process_count, ignored,
+        len(profile.nodes),
+        len(profile.modules),
+        profile.process_count,
+        ignored,
     )
     return profile
 
@@ -291,8 +292,16 @@ class _TreeBuilder:
             self._flush_pending()
             self._process += 1
 
-    def add(self, *, name: str, self_us: int, cumulative_us: int, depth: int, cached: bool,
-            line_number: int) -> None:
+    def add(
+        self,
+        *,
+        name: str,
+        self_us: int,
+        cumulative_us: int,
+        depth: int,
+        cached: bool,
+        line_number: int,
+    ) -> None:
         index = len(self._nodes)
         children: List[int] = []
         while self._pending and self._nodes[self._pending[-1]].depth > depth:
@@ -306,8 +315,14 @@ class _TreeBuilder:
         for child in children:
             self._parents[child] = index
         node = ImportNode(
-            name=name, self_us=self_us, cumulative_us=cumulative_us, depth=depth,
-            cached=cached, process=self._process, line_number=line_number, parent=None,
+            name=name,
+            self_us=self_us,
+            cumulative_us=cumulative_us,
+            depth=depth,
+            cached=cached,
+            process=self._process,
+            line_number=line_number,
+            parent=None,
             children=tuple(reversed(children)),
         )
         self._nodes.append(node)

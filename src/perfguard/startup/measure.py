@@ -52,8 +52,10 @@ class SubprocessHarnessRunner(HarnessRunner):
             spec_path = os.path.join(tmp, "spec.json")
             with open(spec_path, "w", encoding="utf-8") as spec_file:
                 spec_file.write(spec.to_json())
-            completed = self._run_harness([self._python, str(self._harness_path), spec_path],
-                                          self._timeout_s or _overall_timeout_s(spec))
+            completed = self._run_harness(
+                [self._python, str(self._harness_path), spec_path],
+                self._timeout_s or _overall_timeout_s(spec),
+            )
         if completed.returncode != 0:
             raise HarnessFailed(
                 f"startup harness {self._harness_path} failed with status "
@@ -74,8 +76,10 @@ class SubprocessHarnessRunner(HarnessRunner):
             raise HarnessFailed(
                 f"startup harness {self._harness_path} timed out after {timeout_s:.0f} s"
             ) from None
-        logger.debug("Startup harness finished in %s.",
-                     format_duration_ms(self._clock.monotonic_ns() - started))
+        logger.debug(
+            "Startup harness finished in %s.",
+            format_duration_ms(self._clock.monotonic_ns() - started),
+        )
         return completed
 
 

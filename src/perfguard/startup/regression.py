@@ -58,27 +58,38 @@ def compare_snapshots(
     findings: List[Finding] = []
     added = sorted(current.modules - reference.modules)
     if added:
-        findings.append(Finding(
-            rule_id="startup-modules-added",
-            severity=deterministic_severity,
-            location=location,
-            message=(f"startup now loads {len(added)} modules that the {reference_name} did "
-                     f"not: {format_names(added)}"),
-            fix="Defer the new imports into the functions that use them.",
-            data={"added": tuple(added)},
-        ))
-    findings.extend(_compare_heavy(reference, current, location, heavy_modules, reference_name,
-                                   deterministic_severity))
-    findings.extend(_compare_instructions(reference, current, location, reference_name,
-                                          instruction_severity, instruction_margin))
+        findings.append(
+            Finding(
+                rule_id="startup-modules-added",
+                severity=deterministic_severity,
+                location=location,
+                message=(
+                    f"startup now loads {len(added)} modules that the {reference_name} did "
+                    f"not: {format_names(added)}"
+                ),
+                fix="Defer the new imports into the functions that use them.",
+                data={"added": tuple(added)},
+            )
+        )
+    findings.extend(
+        _compare_heavy(
+            reference, current, location, heavy_modules, reference_name, deterministic_severity
+        )
+    )
+    findings.extend(
+        _compare_instructions(
+            reference, current, location, reference_name, instruction_severity, instruction_margin
+        )
+    )
     comparison: Optional[Comparison] = None
     if len(reference.wall_ns) >= 2 and len(current.wall_ns) >= 2:
         comparison = compare_samples(
             reference.wall_ns, current.wall_ns, alpha=alpha, min_effect=min_effect
         )
         if comparison.is_regression:
-            findings.append(_regression_finding(comparison, reference, current, location,
-                                                reference_name))
+            findings.append(
+                _regression_finding(comparison, reference, current, location, reference_name)
+            )
     return comparison, tuple(findings)
 
 
@@ -123,15 +134,19 @@ def _compare_heavy(
     if len(after) <= len(before):
         return []
     new = sorted(set(after) - set(before))
-    return [Finding(
-        rule_id="heavy-import-count",
-        severity=severity,
-        location=location,
-        message=(f"heavy imports grew from {len(before)} in the {reference_name} to "
-                 f"{len(after)}: {', '.join(new)} added"),
-        fix="Import the heavy package lazily, inside the code path that needs it.",
-        data={"before": before, "after": after},
-    )]
+    return [
+        Finding(
+            rule_id="heavy-import-count",
+            severity=severity,
+            location=location,
+            message=(
+                f"heavy imports grew from {len(before)} in the {reference_name} to "
+                f"{len(after)}: {', '.join(new)} added"
+            ),
+            fix="Import the heavy package lazily, inside the code path that needs it.",
+            data={"before": before, "after": after},
+        )
+    ]
 
 
 def _compare_instructions(
@@ -147,17 +162,24 @@ def _compare_instructions(
     growth = current.instructions / reference.instructions - 1.0
     if growth <= margin:
         return []
-    return [Finding(
-        rule_id="startup-instructions",
-        severity=severity,
-        location=location,
-        message=(f"startup runs {growth:.1%} more instructions than the {reference_name} "
-                 f"({current.instructions:,} against {reference.instructions:,}, cachegrind "
-                 f"with PYTHONHASHSEED=0), over the {margin:.0%} margin"),
-        fix="Find the new work in the importtime profile, or update the baseline if intended.",
-        data={"before": reference.instructions, "after": current.instructions,
-              "growth": growth},
-    )]
+    return [
+        Finding(
+            rule_id="startup-instructions",
+            severity=severity,
+            location=location,
+            message=(
+                f"startup runs {growth:.1%} more instructions than the {reference_name} "
+                f"({current.instructions:,} against {reference.instructions:,}, cachegrind "
+                f"with PYTHONHASHSEED=0), over the {margin:.0%} margin"
+            ),
+            fix="Find the new work in the importtime profile, or update the baseline if intended.",
+            data={
+                "before": reference.instructions,
+                "after": current.instructions,
+                "growth": growth,
+            },
+        )
+    ]
 
 
 def _regression_finding(
@@ -186,7 +208,9 @@ def _regression_finding(
         message=message,
         fix="Defer the imports that grew, or update the baseline if the slowdown is intended.",
         cost=Cost(ms=comparison.shift / 1e6),
-        data={"grown_imports": grown, "p_value": comparison.p_value,
-              "relative_shift": comparison.relative_shift},
+        data={
+            "grown_imports": grown,
+            "p_value": comparison.p_value,
+            "relative_shift": comparison.relative_shift,
+        },
     )
-

@@ -113,13 +113,21 @@ def _find_spec_problems(spec: HarnessSpec) -> List[str]:
             continue
         if not command or not all(isinstance(arg, str) for arg in command):
             problems.append(f"{name}: expected a non-empty list of strings, got {command!r}")
-    for name, minimum in (("warmup", 0), ("min_runs", 1), ("max_runs", 1), ("importtime_runs", 0),
-                          ("importtime_level", 1), ("max_output_bytes", 0),
-                          ("max_importtime_bytes", 0)):
+    for name, minimum in (
+        ("warmup", 0),
+        ("min_runs", 1),
+        ("max_runs", 1),
+        ("importtime_runs", 0),
+        ("importtime_level", 1),
+        ("max_output_bytes", 0),
+        ("max_importtime_bytes", 0),
+    ):
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             problems.append(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    names = ("target_rel_ci", "timeout_s") + (("decision_ns",) if spec.decision_ns is not None else ())
+    names = ("target_rel_ci", "timeout_s") + (
+        ("decision_ns",) if spec.decision_ns is not None else ()
+    )
     for name in names:
         value = getattr(spec, name)
         if not _is_number(value) or not math.isfinite(value) or value <= 0:
@@ -286,8 +294,9 @@ class HarnessResult:
         return self.candidate if self.candidate is not None else self.baseline
 
     @classmethod
-    def from_json(cls, document: Union[str, Mapping[str, Any]], source: str = "harness output"
-                  ) -> HarnessResult:
+    def from_json(
+        cls, document: Union[str, Mapping[str, Any]], source: str = "harness output"
+    ) -> HarnessResult:
         """Validate and convert harness output; raise MalformedHarnessOutput naming the field."""
         if isinstance(document, str):
             try:

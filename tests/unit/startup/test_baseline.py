@@ -23,8 +23,7 @@ from .fakes import ENVIRONMENT, make_result, make_variant
 
 STEADY_MS = [100.0, 101.0, 99.0, 100.5, 100.2, 99.8, 100.1, 99.9, 100.3, 100.4]
 BASE_IMPORTS = (
-    "import time:        500 |        500 |   json\n"
-    "import time:       1000 |       1500 | app\n"
+    "import time:        500 |        500 |   json\n" "import time:       1000 |       1500 | app\n"
 )
 GROWN_IMPORTS = (
     "import time:        500 |        500 |   json\n"
@@ -105,7 +104,8 @@ def test_heavy_growth_blocks_without_timing(tmp_path: Path) -> None:
     rules = [f.rule_id for f in report.findings]
     assert rules == ["heavy-import-count", "startup-modules-added"]
     assert report.findings[0].message == (
-        "heavy imports grew from 0 in the stored baseline to 1: numpy added")
+        "heavy imports grew from 0 in the stored baseline to 1: numpy added"
+    )
 
 
 def test_other_python_downgrades_module_findings(tmp_path: Path) -> None:
@@ -118,7 +118,8 @@ def test_other_python_downgrades_module_findings(tmp_path: Path) -> None:
 
     by_rule = {f.rule_id: f for f in report.findings}
     assert by_rule["baseline-environment"].message.startswith(
-        "the baseline was recorded with a different python")
+        "the baseline was recorded with a different python"
+    )
     assert by_rule["startup-modules-added"].severity.value == "warning"
 
 
@@ -129,7 +130,8 @@ def test_missing_file(tmp_path: Path) -> None:
         read_baseline(path, binary="app:bin")
 
     assert str(raised.value) == (
-        f"startup baseline {path} not found; run with --update-baseline to record it")
+        f"startup baseline {path} not found; run with --update-baseline to record it"
+    )
     assert not path.exists()
 
 
@@ -139,11 +141,15 @@ def test_missing_file(tmp_path: Path) -> None:
         ("{not json", "is not valid JSON"),
         ("[]", "the document must be a JSON object"),
         ('{"schema_version": 1, "binary": "app:bin"}', "startup must be an object"),
-        ('{"schema_version": 1, "binary": "app:bin", "startup": {"samples_ns": []}}',
-         "startup.samples_ns must be a non-empty list of non-negative integers"),
-        ('{"schema_version": 1, "binary": "app:bin", "startup": {"samples_ns": [1]}, '
-         '"modules": {"json": {"self_us": "1"}}}',
-         "modules.json must be an object with integer self_us and cumulative_us"),
+        (
+            '{"schema_version": 1, "binary": "app:bin", "startup": {"samples_ns": []}}',
+            "startup.samples_ns must be a non-empty list of non-negative integers",
+        ),
+        (
+            '{"schema_version": 1, "binary": "app:bin", "startup": {"samples_ns": [1]}, '
+            '"modules": {"json": {"self_us": "1"}}}',
+            "modules.json must be an object with integer self_us and cumulative_us",
+        ),
     ],
 )
 def test_corrupt_file_untouched(tmp_path: Path, content: str, message: str) -> None:
@@ -167,7 +173,8 @@ def test_mismatched_binary(tmp_path: Path) -> None:
 
     assert str(raised.value) == (
         f"startup baseline {path} belongs to binary 'app:bin', not 'other:bin'; check the "
-        f"baseline path configured for other:bin")
+        f"baseline path configured for other:bin"
+    )
     assert path.read_text() == before
 
 
@@ -199,8 +206,9 @@ def test_no_baseline_from_failing_binary() -> None:
     failure = RunFailure(phase="timed", kind="exit", exit_code=1, wall_ns=1)
     result = make_result(make_variant([], failures=[failure]))
 
-    with pytest.raises(ValueError, match="cannot record a baseline for app:bin: the binary "
-                                         "exited with status 1"):
+    with pytest.raises(
+        ValueError, match="cannot record a baseline for app:bin: the binary " "exited with status 1"
+    ):
         build_baseline("app:bin", result, DEFAULT_HEAVY_MODULES)
 
 
@@ -208,8 +216,9 @@ def test_instruction_growth_blocks(tmp_path: Path) -> None:
     recorded = dataclasses.replace(
         make_variant(STEADY_MS, importtime=BASE_IMPORTS), instructions=600_000_000
     )
-    baseline = build_baseline("app:bin", make_result(recorded), DEFAULT_HEAVY_MODULES,
-                              clock=FakeClock())
+    baseline = build_baseline(
+        "app:bin", make_result(recorded), DEFAULT_HEAVY_MODULES, clock=FakeClock()
+    )
     path = tmp_path / "app.json"
     write_baseline(path, baseline)
     stored = read_baseline(path, binary="app:bin")
@@ -251,7 +260,8 @@ def test_stored_binary_round_trip(tmp_path: Path) -> None:
 
     assert stored.stored_binary == StoredBinary("ab12", "src.app/bin.pex")
     assert json.loads(path.read_text())["stored_binary"] == {
-        "digest": "ab12", "path": "src.app/bin.pex"
+        "digest": "ab12",
+        "path": "src.app/bin.pex",
     }
 
 
@@ -269,8 +279,9 @@ def test_instruction_growth_other_cpu_warns(tmp_path: Path) -> None:
     recorded = dataclasses.replace(
         make_variant(STEADY_MS, importtime=BASE_IMPORTS), instructions=600_000_000
     )
-    baseline = build_baseline("app:bin", make_result(recorded), DEFAULT_HEAVY_MODULES,
-                              clock=FakeClock())
+    baseline = build_baseline(
+        "app:bin", make_result(recorded), DEFAULT_HEAVY_MODULES, clock=FakeClock()
+    )
     other_cpu = dataclasses.replace(ENVIRONMENT, cpu_model="Other CPU")
     grown = dataclasses.replace(recorded, instructions=630_000_000)
 

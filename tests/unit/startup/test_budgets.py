@@ -65,17 +65,19 @@ def test_peak_memory() -> None:
 
     assert _rules(report) == ["peak-memory"]
     assert report.findings[0].message == (
-        "peak RSS 150.0 MB (median of 10 runs) is over the 100 MB budget")
+        "peak RSS 150.0 MB (median of 10 runs) is over the 100 MB budget"
+    )
 
 
 def test_prohibited_and_slow_imports() -> None:
     report = evaluate(make_result(make_variant(STEADY_MS)), prohibited=("pandas",))
 
-    prohibited, = [f for f in report.findings if f.rule_id == "prohibited-module"]
+    (prohibited,) = [f for f in report.findings if f.rule_id == "prohibited-module"]
     assert prohibited.severity is Severity.critical
     assert prohibited.message == (
         "startup imports prohibited package pandas (120 ms with its dependencies) via "
-        "app -> app.db -> pandas")
+        "app -> app.db -> pandas"
+    )
     assert prohibited.fix == "Move the import of pandas in app.db into the function that uses it."
     assert prohibited.cost is not None and prohibited.cost.ms == 120.0
     assert "slow-import" not in _rules(report)
@@ -85,7 +87,7 @@ def test_prohibited_and_slow_imports() -> None:
 def test_slow_import_without_prohibition() -> None:
     report = evaluate(make_result(make_variant(STEADY_MS)), prohibited=())
 
-    slow, = [f for f in report.findings if f.rule_id == "slow-import"]
+    (slow,) = [f for f in report.findings if f.rule_id == "slow-import"]
     assert slow.message.startswith("importing pandas takes 120 ms of its own")
     assert slow.data["chain"] == ("app", "app.db", "pandas")
 
@@ -93,44 +95,49 @@ def test_slow_import_without_prohibition() -> None:
 def test_prohibited_ignores_prefix_alike() -> None:
     text = "import time:       10 |         10 | numpyro\n"
 
-    report = evaluate(make_result(make_variant(STEADY_MS, importtime=text)),
-                      prohibited=("numpy",))
+    report = evaluate(make_result(make_variant(STEADY_MS, importtime=text)), prohibited=("numpy",))
 
     assert report.findings == ()
     assert report.heavy_packages == ()
 
 
 def test_heavy_import_count() -> None:
-    text = "".join(f"import time:       10 |         10 | {name}\n"
-                   for name in ("numpy.core", "pandas", "torch", "sqlalchemy.orm"))
+    text = "".join(
+        f"import time:       10 |         10 | {name}\n"
+        for name in ("numpy.core", "pandas", "torch", "sqlalchemy.orm")
+    )
 
     report = evaluate(make_result(make_variant(STEADY_MS, importtime=text)), prohibited=())
 
     assert _rules(report) == ["heavy-import-count"]
     assert report.findings[0].message == (
-        "startup loads 4 heavy packages (numpy, pandas, sqlalchemy, torch), over the budget of 3")
+        "startup loads 4 heavy packages (numpy, pandas, sqlalchemy, torch), over the budget of 3"
+    )
 
 
 def test_failure_findings() -> None:
-    failure = RunFailure(phase="warmup", kind="exit", exit_code=3, wall_ns=10,
-                         stderr_tail="Traceback\nImportError: no module x\n")
+    failure = RunFailure(
+        phase="warmup",
+        kind="exit",
+        exit_code=3,
+        wall_ns=10,
+        stderr_tail="Traceback\nImportError: no module x\n",
+    )
 
     report = evaluate(make_result(make_variant([], failures=[failure], importtime=None)))
 
     assert _rules(report) == ["binary-failed"]
     assert report.findings[0].message == (
         "binary exited with status 3 during a warmup run; stderr ends with: "
-        "Traceback\nImportError: no module x")
+        "Traceback\nImportError: no module x"
+    )
     assert report.median_ns is None
     assert "no successful timed runs" in report.format_text()
 
 
 def test_ab_regression_names_grown_imports() -> None:
     fast = make_variant(STEADY_MS, importtime="import time:  1000 |  1000 | app\n")
-    slow_text = (
-        "import time:  30000 |  30000 |   yaml\n"
-        "import time:   1500 |  31500 | app\n"
-    )
+    slow_text = "import time:  30000 |  30000 |   yaml\n" "import time:   1500 |  31500 | app\n"
     slow = make_variant([ms + 30 for ms in STEADY_MS], importtime=slow_text)
 
     report = evaluate(make_result(fast, candidate=slow))
@@ -139,7 +146,8 @@ def test_ab_regression_names_grown_imports() -> None:
     added, regression = report.findings
     assert added.message == "startup now loads 1 modules that the baseline binary did not: yaml"
     assert regression.message.startswith(
-        "startup 130 ms is 30.0% slower than the baseline binary 100 ms (shift +30 ms, ")
+        "startup 130 ms is 30.0% slower than the baseline binary 100 ms (shift +30 ms, "
+    )
     assert regression.message.endswith("imports that grew: yaml +30 ms")
     assert report.comparison is not None and report.comparison.p_value < 0.001
 
@@ -196,8 +204,12 @@ def test_no_launcher_figure_without_pex() -> None:
 
 @pytest.mark.parametrize(
     "before, after, blocks",
-    [(1_000_000, 1_030_000, True), (1_000_000, 1_010_000, False), (None, 1_030_000, False),
-     (1_000_000, None, False)],
+    [
+        (1_000_000, 1_030_000, True),
+        (1_000_000, 1_010_000, False),
+        (None, 1_030_000, False),
+        (1_000_000, None, False),
+    ],
 )
 def test_instruction_growth_ab(before: object, after: object, blocks: bool) -> None:
     baseline = dataclasses.replace(make_variant(STEADY_MS, importtime=None), instructions=before)

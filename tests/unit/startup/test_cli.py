@@ -57,8 +57,10 @@ def test_update_then_compare(tmp_path: Path) -> None:
     path = tmp_path / "app.json"
     runner = FakeHarnessRunner(make_result(make_variant(STEADY_MS, importtime=QUIET_IMPORTS)))
 
-    status, text = _run(["--name", "app", "--baseline", str(path), "--update-baseline",
-                         "--", "python", "app.pex"], runner)
+    status, text = _run(
+        ["--name", "app", "--baseline", str(path), "--update-baseline", "--", "python", "app.pex"],
+        runner,
+    )
 
     assert status == 0
     assert f"Wrote startup baseline for app to {path}." in text
@@ -111,8 +113,21 @@ def test_bad_numbers() -> None:
 def test_real_run_through_main(capsys: pytest.CaptureFixture[str]) -> None:
     from perfguard.cli import main
 
-    status = main(["startup-check", "--min-runs", "2", "--max-runs", "2", "--warmup", "0",
-                   "--", sys.executable, "-c", "import json"])
+    status = main(
+        [
+            "startup-check",
+            "--min-runs",
+            "2",
+            "--max-runs",
+            "2",
+            "--warmup",
+            "0",
+            "--",
+            sys.executable,
+            "-c",
+            "import json",
+        ]
+    )
 
     assert status == 0
     assert "startup check passed" in capsys.readouterr().out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
-import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -78,11 +78,17 @@ def test_runs_under_python_37(tmp_path: Path) -> None:
 
 
 def test_exit_status_failure(tmp_path: Path) -> None:
-    command = [sys.executable, _script(tmp_path, """
+    command = [
+        sys.executable,
+        _script(
+            tmp_path,
+            """
         import sys
         sys.stderr.write("config missing\\n")
         sys.exit(3)
-    """)]
+    """,
+        ),
+    ]
 
     result = _measure(command)
 
@@ -125,12 +131,18 @@ def test_missing_executable(tmp_path: Path) -> None:
 
 def test_timeout_kills_process_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
-    command = [sys.executable, _script(tmp_path, f"""
+    command = [
+        sys.executable,
+        _script(
+            tmp_path,
+            f"""
         import subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         open({str(pid_file)!r}, "w").write(str(child.pid))
         time.sleep(60)
-    """)]
+    """,
+        ),
+    ]
 
     result = _measure(command, timeout_s=1.0)
 
@@ -157,8 +169,11 @@ def _assert_gone(pid: int) -> None:
 
 
 def test_large_stderr_keeps_tail(tmp_path: Path) -> None:
-    command = [sys.executable, "-c",
-               "import sys; sys.stderr.write('x' * 5_000_000 + 'END'); sys.exit(1)"]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; sys.stderr.write('x' * 5_000_000 + 'END'); sys.exit(1)",
+    ]
 
     result = _measure(command, max_output_bytes=1000)
 
@@ -253,10 +268,13 @@ def test_ab_interleaved(tmp_path: Path) -> None:
 @pytest.mark.skipif(not PYTHON_313.exists(), reason="needs CPython 3.13")
 def test_importtime_through_env_var(tmp_path: Path) -> None:
     # PYTHONPROFILEIMPORTTIME reaches an interpreter started by a launcher script.
-    launcher = _script(tmp_path, f"""
+    launcher = _script(
+        tmp_path,
+        f"""
         import os, sys
         os.execv({str(PYTHON_313)!r}, [{str(PYTHON_313)!r}, "-c", "import json"])
-    """)
+    """,
+    )
 
     result = _measure([sys.executable, launcher])
 
@@ -277,11 +295,15 @@ def test_importtime_through_env_var(tmp_path: Path) -> None:
         ({"command": ["python"], "min_runs": 0}, "min_runs: expected an integer >= 1, got 0"),
         ({"command": ["python"], "timeout_s": "1"}, "timeout_s: expected a finite number"),
         ({"command": ["python"], "timeout_s": -1}, "timeout_s: expected a number > 0.0, got -1"),
-        ({"command": ["python"], "min_runs": 9, "max_runs": 3},
-         "max_runs: 3 is less than min_runs 9"),
+        (
+            {"command": ["python"], "min_runs": 9, "max_runs": 3},
+            "max_runs: 3 is less than min_runs 9",
+        ),
         ({"command": ["python"], "runs": 3}, "runs: unknown field"),
-        ({"command": ["python"], "candidate": {"command": "x"}},
-         "candidate.command: expected a non-empty list of strings, got 'x'"),
+        (
+            {"command": ["python"], "candidate": {"command": "x"}},
+            "candidate.command: expected a non-empty list of strings, got 'x'",
+        ),
         ({"command": ["python"], "env": {"A": 1}}, "env: expected an object of string to string"),
     ],
 )
@@ -296,8 +318,9 @@ def test_harness_bad_spec_exit_status(tmp_path: Path) -> None:
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps({"command": [], "warmup": -1}))
 
-    completed = subprocess.run([sys.executable, str(HARNESS_PATH), str(spec_path)],
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, str(HARNESS_PATH), str(spec_path)], capture_output=True, text=True
+    )
 
     assert completed.returncode == 2
     assert completed.stdout == ""
@@ -310,8 +333,9 @@ def test_harness_unreadable_spec(tmp_path: Path) -> None:
     spec_path = tmp_path / "spec.json"
     spec_path.write_text("{not json")
 
-    completed = subprocess.run([sys.executable, str(HARNESS_PATH), str(spec_path)],
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, str(HARNESS_PATH), str(spec_path)], capture_output=True, text=True
+    )
 
     assert completed.returncode == 2
     assert f"cannot read harness spec {spec_path}" in completed.stderr
@@ -328,8 +352,12 @@ def test_engine_spec_validation() -> None:
 
 
 def test_spec_round_trip() -> None:
-    spec = HarnessSpec.build(["python", "app.pex"], env={"B": "2", "A": "1"},
-                             candidate_command=["python", "new.pex"], max_runs=9)
+    spec = HarnessSpec.build(
+        ["python", "app.pex"],
+        env={"B": "2", "A": "1"},
+        candidate_command=["python", "new.pex"],
+        max_runs=9,
+    )
 
     loaded = harness.load_spec(json.loads(spec.to_json()))
 
@@ -359,38 +387,70 @@ class FakeRun:
         self.calls: List[str] = []
         self.fail_at = fail_at
 
-    def __call__(self, command: List[str], env: Dict[str, str], cwd: Any, timeout_s: float,
-                 stdout_limit: int, stderr_limit: int) -> Dict[str, Any]:
+    def __call__(
+        self,
+        command: List[str],
+        env: Dict[str, str],
+        cwd: Any,
+        timeout_s: float,
+        stdout_limit: int,
+        stderr_limit: int,
+    ) -> Dict[str, Any]:
         name = command[0]
         self.calls.append(name + (":importtime" if "PYTHONPROFILEIMPORTTIME" in env else ""))
         if len(self.calls) - 1 == self.fail_at:
-            return {"kind": "exit", "exit_code": 1, "signal": None, "wall_ns": 5,
-                    "stdout_bytes": 0, "stderr_bytes": 4, "stderr": "bad\n",
-                    "stderr_truncated": False}
+            return {
+                "kind": "exit",
+                "exit_code": 1,
+                "signal": None,
+                "wall_ns": 5,
+                "stdout_bytes": 0,
+                "stderr_bytes": 4,
+                "stderr": "bad\n",
+                "stderr_truncated": False,
+            }
         series = self.walls_ns[name]
         wall = series[min(len(self.calls) - 1, len(series) - 1)]
-        return {"kind": "ok", "wall_ns": wall, "max_rss_bytes": 1024, "user_s": 0.0,
-                "sys_s": 0.0, "children_user_s": 0.0, "children_sys_s": 0.0,
-                "stdout_bytes": 0, "stderr_bytes": 0, "exit_code": 0, "signal": None,
-                "stderr": "import time: 1 | 1 | m\n", "stderr_truncated": False}
+        return {
+            "kind": "ok",
+            "wall_ns": wall,
+            "max_rss_bytes": 1024,
+            "user_s": 0.0,
+            "sys_s": 0.0,
+            "children_user_s": 0.0,
+            "children_sys_s": 0.0,
+            "stdout_bytes": 0,
+            "stderr_bytes": 0,
+            "exit_code": 0,
+            "signal": None,
+            "stderr": "import time: 1 | 1 | m\n",
+            "stderr_truncated": False,
+        }
 
 
 def test_loop_interleaves_ab() -> None:
-    spec = harness.load_spec({"command": ["A"], "candidate": {"command": ["B"]},
-                              "warmup": 1, "min_runs": 3, "max_runs": 3})
+    spec = harness.load_spec(
+        {
+            "command": ["A"],
+            "candidate": {"command": ["B"]},
+            "warmup": 1,
+            "min_runs": 3,
+            "max_runs": 3,
+        }
+    )
     runner = FakeRun({"A": [100], "B": [100]})
 
     variants = harness.run_benchmark(spec, runner)
 
-    assert runner.calls == ["A", "B", "A", "B", "B", "A", "A", "B", "A:importtime",
-                            "B:importtime"]
+    assert runner.calls == ["A", "B", "A", "B", "B", "A", "A", "B", "A:importtime", "B:importtime"]
     assert variants["baseline"]["converged"]
     assert len(variants["candidate"]["samples"]) == 3
 
 
 def test_loop_stops_when_converged() -> None:
-    spec = harness.load_spec({"command": ["A"], "warmup": 0, "min_runs": 7, "max_runs": 40,
-                              "importtime": False})
+    spec = harness.load_spec(
+        {"command": ["A"], "warmup": 0, "min_runs": 7, "max_runs": 40, "importtime": False}
+    )
     runner = FakeRun({"A": [100] * 40})
 
     variants = harness.run_benchmark(spec, runner)
@@ -400,8 +460,9 @@ def test_loop_stops_when_converged() -> None:
 
 
 def test_loop_runs_to_max_when_noisy() -> None:
-    spec = harness.load_spec({"command": ["A"], "warmup": 0, "min_runs": 3, "max_runs": 12,
-                              "importtime": False})
+    spec = harness.load_spec(
+        {"command": ["A"], "warmup": 0, "min_runs": 3, "max_runs": 12, "importtime": False}
+    )
     runner = FakeRun({"A": [100, 200, 50, 300, 10, 250, 80, 400, 20, 150, 30, 500]})
 
     variants = harness.run_benchmark(spec, runner)
@@ -488,8 +549,16 @@ def test_instruction_count_repeats() -> None:
 
 def test_loop_stops_when_budget_decided() -> None:
     walls = [100, 200, 50, 300, 10, 250, 80, 400, 20, 150, 30, 500]
-    spec = harness.load_spec({"command": ["A"], "warmup": 0, "min_runs": 3, "max_runs": 12,
-                              "importtime": False, "decision_ns": 10_000})
+    spec = harness.load_spec(
+        {
+            "command": ["A"],
+            "warmup": 0,
+            "min_runs": 3,
+            "max_runs": 12,
+            "importtime": False,
+            "decision_ns": 10_000,
+        }
+    )
     runner = FakeRun({"A": walls})
 
     variants = harness.run_benchmark(spec, runner)
@@ -501,8 +570,16 @@ def test_loop_stops_when_budget_decided() -> None:
 
 def test_budget_inside_ci_keeps_running() -> None:
     walls = [100, 200, 50, 300, 10, 250, 80, 400, 20, 150, 30, 500]
-    spec = harness.load_spec({"command": ["A"], "warmup": 0, "min_runs": 3, "max_runs": 12,
-                              "importtime": False, "decision_ns": 120})
+    spec = harness.load_spec(
+        {
+            "command": ["A"],
+            "warmup": 0,
+            "min_runs": 3,
+            "max_runs": 12,
+            "importtime": False,
+            "decision_ns": 120,
+        }
+    )
     runner = FakeRun({"A": walls})
 
     variants = harness.run_benchmark(spec, runner)
@@ -526,8 +603,19 @@ def test_venv_pex_import_profile(tmp_path: Path) -> None:
     (source / "helper.py").write_text("import json\nprint(json.dumps([1]))\n")
     pex = tmp_path / "app.pex"
     subprocess.run(
-        [sys.executable, os.environ["PERFGUARD_PEX_CLI"], "--venv", "-D", str(source), "-m",
-         "app", "-o", str(pex), "--python", sys.executable],
+        [
+            sys.executable,
+            os.environ["PERFGUARD_PEX_CLI"],
+            "--venv",
+            "-D",
+            str(source),
+            "-m",
+            "app",
+            "-o",
+            str(pex),
+            "--python",
+            sys.executable,
+        ],
         check=True,
         env={**os.environ, "PEX_ROOT": str(tmp_path / "pex_root")},
     )

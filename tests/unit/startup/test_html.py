@@ -15,8 +15,9 @@ DATA = Path(__file__).parent / "data"
 def test_icicle_layout() -> None:
     svg = render_icicle(parse_importtime(APP_IMPORTTIME), flagged=("pandas",))
 
-    boxes = re.findall(r'<title>([^:]+):.*?<rect x="([\d.]+)" y="(\d+)" width="([\d.]+)"'
-                       r'.*?fill="([^"]+)"', svg)
+    boxes = re.findall(
+        r'<title>([^:]+):.*?<rect x="([\d.]+)" y="(\d+)" width="([\d.]+)"' r'.*?fill="([^"]+)"', svg
+    )
     by_name = {name: (float(x), int(y), float(width), fill) for name, x, y, width, fill in boxes}
     assert by_name["app"][:3] == (0.0, 0, 1100.0)
     assert by_name["json"][:2] == (0.0, 18)

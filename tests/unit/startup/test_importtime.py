@@ -115,8 +115,13 @@ def test_cached_imports_314() -> None:
     assert profile.total_us == 1764 + 408 + 30487 + 1504
     uuid = profile.find_first_node("uuid")
     assert uuid is not None
-    assert [profile.nodes[i].name for i in uuid.children] == ["_io", "os", "sys", "platform",
-                                                              "_uuid"]
+    assert [profile.nodes[i].name for i in uuid.children] == [
+        "_io",
+        "os",
+        "sys",
+        "platform",
+        "_uuid",
+    ]
 
 
 def test_missing_header_and_noise() -> None:
@@ -164,8 +169,7 @@ def test_submodule_matching() -> None:
     assert is_same_or_submodule("numpy.linalg", "numpy")
     assert not is_same_or_submodule("numpyro", "numpy")
     assert not is_same_or_submodule("num", "numpy")
-    assert find_loaded(["numpyro", "numpy.core", "numpy", "os"], "numpy") == (
-        "numpy", "numpy.core")
+    assert find_loaded(["numpyro", "numpy.core", "numpy", "os"], "numpy") == ("numpy", "numpy.core")
 
 
 def test_package_times_and_entries() -> None:
@@ -179,8 +183,7 @@ def test_package_times_and_entries() -> None:
     )
     profile = parse_importtime(text)
 
-    assert sum_self_by_package(profile.modules.values()) == {
-        "app": 5, "numpy": 50, "pandas": 159}
+    assert sum_self_by_package(profile.modules.values()) == {"app": 5, "numpy": 50, "pandas": 159}
     assert [n.name for n in find_entry_nodes(profile, "pandas")] == ["pandas", "pandas.extra"]
 
 
@@ -192,7 +195,9 @@ def test_pex_launcher_split() -> None:
 
     launcher_roots = [profile.nodes[i].name for i in profile.roots if i in profile.launcher_nodes]
     assert launcher_roots[:4] == [
-        "pex.variables", "pex.layout", "pex.pex_bootstrapper",
+        "pex.variables",
+        "pex.layout",
+        "pex.pex_bootstrapper",
         "_sysconfigdata__linux_x86_64-linux-gnu",
     ]
     # The pex probes for manylinux support between its own top-level imports.
@@ -212,7 +217,10 @@ def test_pex_launcher_split() -> None:
     assert program.process_count == 2
     assert program.modules["pyflakes.checker"].cumulative_us == 22582
     assert program.import_chain("unittest.case") == (
-        "pyflakes.checker", "doctest", "unittest", "unittest.case"
+        "pyflakes.checker",
+        "doctest",
+        "unittest",
+        "unittest.case",
     )
     for node in program.nodes:
         for child in node.children:

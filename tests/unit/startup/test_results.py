@@ -13,9 +13,15 @@ DOCUMENT: Dict[str, Any] = {
     "harness_version": 1,
     "elapsed_ns": 10,
     "environment": {
-        "python": "3.9.18", "python_implementation": "CPython", "executable": "/bin/python",
-        "platform": "Linux", "machine": "x86_64", "cpu_model": None, "cpu_count": 2,
-        "loadavg": [0.5, 0.4, 0.3], "loadavg_after": None,
+        "python": "3.9.18",
+        "python_implementation": "CPython",
+        "executable": "/bin/python",
+        "platform": "Linux",
+        "machine": "x86_64",
+        "cpu_model": None,
+        "cpu_count": 2,
+        "loadavg": [0.5, 0.4, 0.3],
+        "loadavg_after": None,
     },
     "variants": {
         "baseline": {
@@ -23,13 +29,26 @@ DOCUMENT: Dict[str, Any] = {
             "env": {},
             "converged": True,
             "warmup_runs": 2,
-            "samples": [{
-                "wall_ns": 5, "max_rss_bytes": 1024, "user_s": 0.1, "sys_s": 0,
-                "children_user_s": 0, "children_sys_s": 0, "stdout_bytes": 0, "stderr_bytes": 0,
-            }],
+            "samples": [
+                {
+                    "wall_ns": 5,
+                    "max_rss_bytes": 1024,
+                    "user_s": 0.1,
+                    "sys_s": 0,
+                    "children_user_s": 0,
+                    "children_sys_s": 0,
+                    "stdout_bytes": 0,
+                    "stderr_bytes": 0,
+                }
+            ],
             "failures": [{"phase": "importtime", "kind": "spawn", "error": "ENOENT"}],
-            "importtime": [{"stderr": "import time: 3 | 3 | json\nimport time: 2 | 2 | yaml\n",
-                            "truncated": False, "modules_at_exit": ["json", "sys"]}],
+            "importtime": [
+                {
+                    "stderr": "import time: 3 | 3 | json\nimport time: 2 | 2 | yaml\n",
+                    "truncated": False,
+                    "modules_at_exit": ["json", "sys"],
+                }
+            ],
         },
     },
 }
@@ -51,18 +70,33 @@ def test_valid_document() -> None:
     "path, value, message",
     [
         (("harness_version",), 2, "harness_version 2 is not supported, expected 1"),
-        (("variants", "baseline", "samples", 0, "wall_ns"), -1,
-         "harness output.variants.baseline.samples[0].wall_ns: expected an integer >= 0, got -1"),
-        (("variants", "baseline", "samples", 0, "user_s"), "fast",
-         "samples[0].user_s: expected a number, got 'fast'"),
-        (("variants", "baseline", "failures", 0, "kind"), "crash",
-         "failures[0].kind: expected one of exit, signal, timeout, spawn, got 'crash'"),
+        (
+            ("variants", "baseline", "samples", 0, "wall_ns"),
+            -1,
+            "harness output.variants.baseline.samples[0].wall_ns: expected an integer >= 0, got -1",
+        ),
+        (
+            ("variants", "baseline", "samples", 0, "user_s"),
+            "fast",
+            "samples[0].user_s: expected a number, got 'fast'",
+        ),
+        (
+            ("variants", "baseline", "failures", 0, "kind"),
+            "crash",
+            "failures[0].kind: expected one of exit, signal, timeout, spawn, got 'crash'",
+        ),
         (("variants", "baseline", "converged"), "yes", "converged: expected true or false"),
-        (("variants", "baseline", "command"), "python app.pex",
-         "command: expected a list of strings"),
+        (
+            ("variants", "baseline", "command"),
+            "python app.pex",
+            "command: expected a list of strings",
+        ),
         (("environment",), [], "harness output.environment: expected a JSON object, got list"),
-        (("variants", "baseline", "importtime", 0, "modules_at_exit"), "json",
-         "importtime[0].modules_at_exit: expected a list of strings, got 'json'"),
+        (
+            ("variants", "baseline", "importtime", 0, "modules_at_exit"),
+            "json",
+            "importtime[0].modules_at_exit: expected a list of strings, got 'json'",
+        ),
     ],
 )
 def test_malformed_field(path: Tuple[Any, ...], value: Any, message: str) -> None:

@@ -68,7 +68,8 @@ def test_mann_whitney_exact() -> None:
     assert result.p_value == pytest.approx(1 / 252)
     assert stats.mann_whitney_u([1, 2, 3, 4, 5], [6, 7, 8, 9, 10], "less").p_value == 1.0
     assert stats.mann_whitney_u([1, 2, 3, 4, 5], [6, 7, 8, 9, 10], "two-sided").p_value == (
-        pytest.approx(2 / 252))
+        pytest.approx(2 / 252)
+    )
 
 
 def test_mann_whitney_ties_use_normal() -> None:
