@@ -176,7 +176,9 @@ def _cycle_finding(
 def _omitted_cycles_finding(
     component: CycleComponent, severity: Severity, module_by_path: Mapping[str, str]
 ) -> Finding:
-    count = f"{component.omitted_cycles}" + ("" if component.complete else " or more")
+    count = str(component.omitted_cycles)
+    if not component.complete:
+        count = f"at least {count}"
     first = component.paths[0]
     return Finding(
         rule_id="import-cycle",

@@ -14,6 +14,7 @@ from perfguard.archlint.config import ArchLintConfig
 from perfguard.archlint.cycles import (
     MAX_EXACT_NODES,
     BreakingMethod,
+    CycleComponent,
     CycleKind,
     find_breaking_edges,
     find_cycles,
@@ -24,6 +25,7 @@ from perfguard.archlint.graph import (
     build_edges_from_imports,
     build_import_graph,
 )
+from perfguard.archlint.graph_rules import find_cycle_findings
 from perfguard.archlint.model import FileAnalysis
 from perfguard.archlint.rules import analyze
 from perfguard.findings import Severity
@@ -285,3 +287,26 @@ def test_edges_from_imports_resolve_submodules() -> None:
     edges = build_edges_from_imports(files)
 
     assert edges == {"src/app.py": ("src/pkg/__init__.py", "src/pkg/sub.py")}
+
+
+@pytest.mark.parametrize(
+    "complete, expected",
+    [(True, "3 more import-time import cycles"), (False, "at least 3 more import-time")],
+)
+def test_omitted_cycles_message(complete: bool, expected: str) -> None:
+    edge = ImportEdge("a.py", "b.py", EdgeKind.runtime, 1, 1)
+    component = CycleComponent(
+        kind=CycleKind.import_time,
+        paths=("a.py", "b.py"),
+        cycles=(),
+        omitted_cycles=3,
+        complete=complete,
+        breaking_edges=(edge,),
+        breaking_method=BreakingMethod.exact,
+    )
+
+    findings = list(find_cycle_findings([component], ArchLintConfig(), {}))
+
+    assert len(findings) == 1
+    assert findings[0].message.startswith(expected)
+    assert "or more more" not in findings[0].message
