@@ -6,13 +6,13 @@ import os
 from typing import Dict, List
 
 import pytest
-from perfguard_pants import register
-from perfguard_pants.startup_check import StartupCheck
-
 from pants.backend.python import register as python_register
 from pants.core import register as core_register
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import GoalRuleResult, RuleRunner
+
+from perfguard_pants import register
+from perfguard_pants.startup_check import StartupCheck
 
 # RuleRunner does not read pants.toml, so these repeat its [pex-cli] section: Pants would
 # otherwise download the pex CLI from GitHub.
@@ -92,7 +92,6 @@ def _run_startup_check(rule_runner: RuleRunner, *args: str) -> GoalRuleResult:
 
 
 def test_prohibited_module(rule_runner: RuleRunner) -> None:
-    # The pex launcher itself imports email, so this needs a module that it leaves alone.
     result = _run_startup_check(
         rule_runner, "--startup-check-prohibited-modules=['sqlite3']", "src/app::"
     )
