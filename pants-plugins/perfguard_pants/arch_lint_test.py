@@ -6,12 +6,12 @@ import os
 from typing import Dict, List, Mapping
 
 import pytest
-from perfguard_pants import register
-from perfguard_pants.arch_lint import ArchLint
-
 from pants.backend.python import register as python_register
 from pants.core import register as core_register
 from pants.testutil.rule_runner import GoalRuleResult, RuleRunner
+
+from perfguard_pants import register
+from perfguard_pants.arch_lint import ArchLint
 
 # RuleRunner does not read pants.toml, so these repeat its [pex-cli] section: Pants would
 # otherwise download the pex CLI from GitHub.
@@ -56,9 +56,7 @@ def rule_runner() -> RuleRunner:
     )
 
 
-def _run_arch_lint(
-    rule_runner: RuleRunner, files: Mapping[str, str], *args: str
-) -> GoalRuleResult:
+def _run_arch_lint(rule_runner: RuleRunner, files: Mapping[str, str], *args: str) -> GoalRuleResult:
     rule_runner.write_files(files)
     return rule_runner.run_goal_rule(
         ArchLint,

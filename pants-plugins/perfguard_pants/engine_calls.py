@@ -17,8 +17,8 @@ from pants.backend.python.goals.package_pex_binary import (
 )
 from pants.backend.python.target_types import PythonSourceField
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
-from pants.backend.python.util_rules.pex_environment import PythonExecutable
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_environment import PythonExecutable
 from pants.backend.python.util_rules.pex_from_targets import (
     InterpreterConstraintsRequest,
     PexFromTargetsRequest,
@@ -61,15 +61,11 @@ async def transitive_targets(addresses: Iterable) -> TransitiveTargets:
 
 
 async def dependencies_of(targets: Sequence[Target]) -> Tuple[Targets, ...]:
-    return await MultiGet(
-        Get(Targets, DependenciesRequest(tgt[Dependencies])) for tgt in targets
-    )
+    return await MultiGet(Get(Targets, DependenciesRequest(tgt[Dependencies])) for tgt in targets)
 
 
 async def dependency_addresses_of(targets: Sequence[Target]) -> Tuple[Addresses, ...]:
-    return await MultiGet(
-        Get(Addresses, DependenciesRequest(tgt[Dependencies])) for tgt in targets
-    )
+    return await MultiGet(Get(Addresses, DependenciesRequest(tgt[Dependencies])) for tgt in targets)
 
 
 async def targets_at(addresses: Sequence[Address]) -> Targets:
@@ -95,9 +91,7 @@ async def python_sources(batches: Sequence[Sequence[Target]]) -> Tuple[SourceFil
 async def pythons_for(
     constraints: Sequence[InterpreterConstraints],
 ) -> Tuple[PythonExecutable, ...]:
-    return await MultiGet(
-        Get(PythonExecutable, InterpreterConstraints, ics) for ics in constraints
-    )
+    return await MultiGet(Get(PythonExecutable, InterpreterConstraints, ics) for ics in constraints)
 
 
 @dataclass(frozen=True)
@@ -161,9 +155,7 @@ async def read_workspace_files(globs: Sequence[str]) -> DigestContents:
 
 
 async def find_binary(name: str) -> BinaryPaths:
-    return await Get(
-        BinaryPaths, BinaryPathRequest(binary_name=name, search_path=SEARCH_PATHS)
-    )
+    return await Get(BinaryPaths, BinaryPathRequest(binary_name=name, search_path=SEARCH_PATHS))
 
 
 async def run_process(process: Process) -> FallibleProcessResult:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 from pathlib import Path
@@ -48,7 +47,7 @@ def _fake_installed_cache(cache: Path) -> None:
     venv = cache / f"venv-py39-{key}"
     _write_executable(
         venv / "bin" / "pants",
-        f"#!/usr/bin/env bash\necho {PANTS_VERSION_LINE} \"$@\"\nenv\n",
+        f'#!/usr/bin/env bash\necho {PANTS_VERSION_LINE} "$@"\nenv\n',
     )
     (venv / ".complete").touch()
     _write_executable(cache / "pex-cli" / "2.1.137" / "pex", "#!/bin/sh\n")
@@ -85,8 +84,8 @@ def test_pyenv_version_found_without_shim(tmp_path: Path) -> None:
     fake = _write_executable(
         tmp_path / "pyenv" / "versions" / "3.9.99" / "bin" / "python3.9",
         "#!/bin/sh\n"
-        "case \"$*\" in *version_info*) exit 0;; esac\n"
-        "echo \"fake python3.9 $*\" >&2\nexit 3\n",
+        'case "$*" in *version_info*) exit 0;; esac\n'
+        'echo "fake python3.9 $*" >&2\nexit 3\n',
     )
     env = _base_env(tmp_path)
     env["PYENV_ROOT"] = str(tmp_path / "pyenv")

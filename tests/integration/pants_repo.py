@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional
 
+import pytest
+
 import perfguard
 import perfguard_pants
-import pytest
 
 PANTS_VERSION = "2.17.1"
 PEX_CLI_VERSION = "v2.1.137"
@@ -212,18 +213,26 @@ def download_sdist(project: str, version: str, target: Path) -> Path:
     unreachable, and fails it on any other pip error.
     """
     command = [
-        _python_with_pip(), "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        f"{project}=={version}", "-d", str(target),
+        _python_with_pip(),
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        f"{project}=={version}",
+        "-d",
+        str(target),
     ]
-    completed = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, check=False
-    )
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     output = completed.stdout + completed.stderr
     if completed.returncode != 0:
         reason = next((marker for marker in _NETWORK_ERRORS if marker in output), None)
         if reason is not None:
-            pytest.skip(f"The package index is unreachable ({reason}), so {project} cannot "
-                        "be downloaded.")
+            pytest.skip(
+                f"The package index is unreachable ({reason}), so {project} cannot "
+                "be downloaded."
+            )
         raise AssertionError(f"pip download of {project}=={version} failed:\n{output}")
     (archive,) = target.glob(f"{project}-{version}.tar.gz")
     with tarfile.open(archive) as tar:

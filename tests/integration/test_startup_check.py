@@ -57,9 +57,7 @@ CORRUPT_BASELINE = '{"format": 1, "startup": '
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> PantsRepo:
-    return PantsRepo.create(
-        tmp_path_factory.mktemp("startup_repo"), FILES, source_roots=["/src"]
-    )
+    return PantsRepo.create(tmp_path_factory.mktemp("startup_repo"), FILES, source_roots=["/src"])
 
 
 @pytest.fixture(scope="module")
