@@ -81,9 +81,13 @@ protocol_globs = ["{protocol_glob}"]
 heavy_modules = {heavy_modules}
 """
 
-BUILD_FILE = """\
-python_sources(name="sympy", sources=["sympy/**/*.py"])
+ROOT_BUILD_FILE = """\
 python_requirement(name="mpmath", requirements=["mpmath==1.3.0"])
+"""
+# One target generator per folder, as `pants tailor` writes them. With one generator globbing
+# all of `sympy/**`, an edit to any file invalidates every generated target.
+FOLDER_BUILD_FILE = """\
+python_sources(sources=["*.py"])
 """
 
 RUFF_TOML = """\
@@ -189,8 +193,9 @@ def _run(
 
 def _prepare_fixture(work: Path, python: str) -> Path:
     fixture = work / "fixture"
-    if (fixture / "BUILD").exists():
+    if (fixture / "sympy" / "BUILD").exists():
         return fixture
+    shutil.rmtree(fixture, ignore_errors=True)
     downloads = work / "downloads"
     sdist = downloads / f"sympy-{SYMPY_VERSION}.tar.gz"
     if not sdist.exists():
@@ -201,8 +206,9 @@ def _prepare_fixture(work: Path, python: str) -> Path:
             ],
             cwd=work,
         )
-    with tarfile.open(sdist) as archive:
-        archive.extractall(work / "sdist")
+    if not (work / "sdist" / f"sympy-{SYMPY_VERSION}").exists():
+        with tarfile.open(sdist) as archive:
+            archive.extractall(work / "sdist")
 
     fixture.mkdir()
     shutil.copytree(work / "sdist" / f"sympy-{SYMPY_VERSION}" / "sympy", fixture / "sympy")
@@ -215,7 +221,9 @@ def _prepare_fixture(work: Path, python: str) -> Path:
             heavy_modules=json.dumps(list(HEAVY_MODULES)),
         )
     )
-    (fixture / "BUILD").write_text(BUILD_FILE)
+    (fixture / "BUILD").write_text(ROOT_BUILD_FILE)
+    for folder in sorted({path.parent for path in (fixture / "sympy").rglob("*.py")}):
+        (folder / "BUILD").write_text(FOLDER_BUILD_FILE)
     (fixture / ".importlinter").write_text(IMPORTLINTER_CONFIG)
     (fixture / ".gitignore").write_text("/.pants.d/\n/.pids/\n")
 
