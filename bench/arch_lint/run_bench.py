@@ -69,10 +69,10 @@ use_rust_parser = true
 unowned_dependency_behavior = "ignore"
 
 [pex-cli]
-version = "v2.1.137"
+version = "v2.1.148"
 known_versions = [
-  "v2.1.137|linux_x86_64|a8778b91ca860fc57e11593813dc9700e15906db7d21167d3cde1ea8fbcddd3c|3563511",
-  "v2.1.137|linux_arm64|a8778b91ca860fc57e11593813dc9700e15906db7d21167d3cde1ea8fbcddd3c|3563511",
+  "v2.1.148|linux_x86_64|6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca|3614753",
+  "v2.1.148|linux_arm64|6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca|3614753",
 ]
 url_template = "file://%(env.PERFGUARD_PEX_CLI)s"
 

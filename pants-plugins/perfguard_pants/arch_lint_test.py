@@ -15,9 +15,9 @@ from perfguard_pants.arch_lint import ArchLint
 
 # RuleRunner does not read pants.toml, so these repeat its [pex-cli] section: Pants would
 # otherwise download the pex CLI from GitHub.
-_PEX_CLI_VERSION = "v2.1.137"
-_PEX_CLI_SHA256 = "a8778b91ca860fc57e11593813dc9700e15906db7d21167d3cde1ea8fbcddd3c"
-_PEX_CLI_SIZE = 3563511
+_PEX_CLI_VERSION = "v2.1.148"
+_PEX_CLI_SHA256 = "6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca"
+_PEX_CLI_SIZE = 3614753
 _PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
 _ENV_INHERIT = {"PATH", "PYENV_ROOT", "HOME"}
 # Set by ./pants when a global pip configuration sets a constraints file, which crashes pex.

@@ -54,6 +54,9 @@ class SkipStartupCheckField(BoolField):
 class _PositiveFloatField(FloatField):
     @classmethod
     def compute_value(cls, raw_value, address):  # type: ignore[no-untyped-def]
+        # FloatField rejects whole numbers, but `startup_budget_ms=300` is the natural spelling.
+        if isinstance(raw_value, int) and not isinstance(raw_value, bool):
+            raw_value = float(raw_value)
         value = super().compute_value(raw_value, address)
         if value is not None and value <= 0:
             raise ValueError(

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from pants.backend.python.goals.package_pex_binary import PexBinaryFieldSet
+from pants.backend.python.util_rules.pex_environment import PythonExecutable
 from pants.base.build_root import BuildRoot
+from pants.core.goals.package import BuiltPackage
 from pants.core.util_rules.distdir import DistDir
 from pants.engine.console import Console
 from pants.engine.fs import Workspace
@@ -199,8 +201,8 @@ async def _measure(
     )
     stored = [_find_stored_binary(subsystem, build_root, tgt) for tgt in targets]
     python_iter = iter(pythons)
-    script_inputs = []
-    plans = []
+    script_inputs: List[Dict[str, bytes]] = []
+    plans: List[Optional[Tuple[PythonExecutable, HarnessSpec, BinaryBuild]]] = []
     for build, tgt, stored_binary, budgets in zip(builds, targets, stored, budgets_for):
         if build.package is None:
             plans.append(None)
@@ -222,7 +224,7 @@ async def _measure(
     scripts = await engine_calls.create_digests(script_inputs)
     digests = await engine_calls.merge_digests(
         [
-            (script, plan[2].package.digest)
+            (script, _package(plan[2]).digest)
             for script, plan in zip(scripts, [p for p in plans if p is not None])
         ]
     )
@@ -286,9 +288,10 @@ async def run_startup_check(
         console.print_stderr("startup-check: no `pex_binary` targets matched; nothing to measure.")
         return StartupCheck(exit_code=EXIT_OK)
     prohibited = tuple(
-        subsystem.prohibited_modules
-        if subsystem.prohibited_modules is not None
-        else arch_lint.heavy_modules
+        # A list option given `default=None` reads back as [], so ask whether it was set.
+        arch_lint.heavy_modules
+        if subsystem.options.is_default("prohibited_modules")
+        else subsystem.prohibited_modules
     )
     try:
         budgets_for = [_budgets(subsystem, tgt, prohibited) for tgt in binaries]
@@ -364,6 +367,7 @@ def _apply_baseline(
     prohibited: Tuple[str, ...],
 ) -> Tuple[StartupReport, int]:
     assert item.report is not None and item.result is not None
+    assert subsystem.baseline_dir is not None
     path = os.path.join(build_root.path, subsystem.baseline_dir, _baseline_name(item.address))
     relpath = os.path.relpath(path, build_root.path)
     try:
@@ -476,7 +480,7 @@ def _spec(
     decision_ns: Optional[float] = None,
 ) -> HarnessSpec:
     args = tuple(tgt.get(StartupCheckArgsField).value or ())
-    env = dict(tgt.get(StartupCheckEnvField).value or {})
+    env: Dict[str, str] = dict(tgt.get(StartupCheckEnvField).value or {})
     env.setdefault("PEX_ROOT", _PEX_ROOT_PATH)
     # NOTE: the importtime run puts a module recorder on PYTHONPATH, and a pex re-executes once
     # more to scrub it, so that run shows two more launcher processes than production does.
@@ -552,6 +556,11 @@ def _harness_script() -> bytes:
     path = os.path.join(os.path.dirname(perfguard.scripts.__file__), "startup_harness.py")
     with open(path, "rb") as f:
         return f.read()
+
+
+def _package(build: BinaryBuild) -> BuiltPackage:
+    assert build.package is not None, f"{build.field_set.address} has no built package"
+    return build.package
 
 
 def rules():  # type: ignore[no-untyped-def]

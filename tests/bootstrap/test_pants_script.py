@@ -50,7 +50,7 @@ def _fake_installed_cache(cache: Path) -> None:
         f'#!/usr/bin/env bash\necho {PANTS_VERSION_LINE} "$@"\nenv\n',
     )
     (venv / ".complete").touch()
-    _write_executable(cache / "pex-cli" / "2.1.137" / "pex", "#!/bin/sh\n")
+    _write_executable(cache / "pex-cli" / "2.1.148" / "pex", "#!/bin/sh\n")
 
 
 def _venv_key() -> str:

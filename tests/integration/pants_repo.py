@@ -23,9 +23,9 @@ import perfguard
 import perfguard_pants
 
 PANTS_VERSION = "2.17.1"
-PEX_CLI_VERSION = "v2.1.137"
-PEX_CLI_SHA256 = "a8778b91ca860fc57e11593813dc9700e15906db7d21167d3cde1ea8fbcddd3c"
-PEX_CLI_SIZE = 3563511
+PEX_CLI_VERSION = "v2.1.148"
+PEX_CLI_SHA256 = "6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca"
+PEX_CLI_SIZE = 3614753
 _PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
 
 PLUGINS_DIR = Path(perfguard_pants.__file__).resolve().parent.parent

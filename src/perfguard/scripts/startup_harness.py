@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any, Dict
 
 HARNESS_VERSION = 1
 IMPORTTIME_ENV = "PYTHONPROFILEIMPORTTIME"
@@ -68,7 +69,7 @@ INSTRUCTION_COUNT = re.compile(r"==\d+== I\s+refs:\s+([\d,]+)")
 # Seconds to keep draining pipes after the child exits, in case a grandchild keeps them open.
 PIPE_GRACE_S = 0.5
 
-DEFAULTS = {
+DEFAULTS: Dict[str, Any] = {
     "command": None,
     "env": {},
     "inherit_env": True,

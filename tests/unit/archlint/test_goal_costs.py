@@ -16,9 +16,9 @@ from pants.testutil.rule_runner import RuleRunner
 from perfguard_pants import register
 from perfguard_pants.arch_lint import ArchLint, split_batches
 
-# The sha256 and size of the reproducible pex 2.1.137 CLI that ./pants builds.
+# The sha256 and size of the reproducible pex 2.1.148 CLI that ./pants builds.
 _PEX_CLI_VERSION = (
-    "v2.1.137|linux_x86_64|a8778b91ca860fc57e11593813dc9700e15906db7d21167d3cde1ea8fbcddd3c|3563511"
+    "v2.1.148|linux_x86_64|6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca|3614753"
 )
 _ENV = {"PATH", "PYENV_ROOT", "HOME"}
 
@@ -37,7 +37,7 @@ def _global_args() -> List[str]:
     if not pex_cli:
         pytest.skip("PERFGUARD_PEX_CLI is not set; run the tests through ./pants test.")
     return [
-        "--pex-cli-version=v2.1.137",
+        "--pex-cli-version=v2.1.148",
         f"--pex-cli-known-versions=['{_PEX_CLI_VERSION}']",
         f"--pex-cli-url-template=file://{pex_cli}",
         "--python-interpreter-constraints=['CPython==3.9.*']",
@@ -123,3 +123,21 @@ def test_batches_change_locally_on_insert() -> None:
     assert len(set(before) - set(after)) == 2
     assert len(set(before) & set(after)) == len(before) - 2
     assert any("src/mod_0200a.py" in batch for batch in set(after) - set(before))
+
+
+def test_goal_skips_non_python_dependencies(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "src/app/BUILD": (
+                "python_sources(dependencies=[':data'])\nfiles(name='data', sources=['*.txt'])"
+            ),
+            "src/app/protocols.py": "import asyncio\nfrom app import impl\n",
+            "src/app/impl.py": "X = 1\n",
+            "src/app/data.txt": "payload\n",
+        }
+    )
+
+    document = _run(rule_runner, "--no-arch-lint-measure-costs")
+
+    assert document["files_analyzed"] == 2
+    assert [finding["rule_id"] for finding in document["findings"]] == ["heavy-import"]

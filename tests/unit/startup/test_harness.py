@@ -513,7 +513,7 @@ def test_instruction_count_ab() -> None:
         candidate_command=[sys.executable, "-S", "-c", "for _ in range(300000): pass"],
         importtime=False,
         valgrind=shutil.which("valgrind"),
-        **{**FAST, "min_runs": 1, "max_runs": 1},
+        **{**FAST, "min_runs": 1, "max_runs": 1},  # type: ignore[arg-type]
     )
 
     result = SubprocessHarnessRunner().run(spec)
@@ -535,7 +535,7 @@ def test_instruction_count_repeats() -> None:
         candidate_command=command,
         importtime=False,
         valgrind=shutil.which("valgrind"),
-        **{**FAST, "min_runs": 1, "max_runs": 1},
+        **{**FAST, "min_runs": 1, "max_runs": 1},  # type: ignore[arg-type]
     )
 
     result = SubprocessHarnessRunner().run(spec)
