@@ -243,6 +243,12 @@ async def _dependency_closure(
 ) -> Tuple[List[Target], List[Sequence[Target]]]:
     """Return the Python file targets that `roots` reach, sorted by path, and their dependencies.
 
+    Only dependencies on `.py` file targets are followed. In Pants 2.17.1, resolving the
+    address of a `files` generator returned its generated targets under other addresses
+    (`Targets`) or raised a KeyError (`UnexpandedTargets`).
+    NOTE: a `.py` file reached only through a non-Python target, such as a `target()` that
+    lists it, is not analyzed.
+
     NB: this walks the graph one level per request instead of requesting `TransitiveTargets`,
     and asks for dependency addresses rather than targets, because on sympy's 1,532 files a
     warm `TransitiveTargets` request took about 2.4 s while pantsd ran.
@@ -255,13 +261,17 @@ async def _dependency_closure(
         new_addresses: Set[Address] = set()
         for tgt, addresses in zip(frontier, results):
             dependencies[tgt.address] = tuple(addresses)
-            new_addresses.update(a for a in addresses if a not in seen)
+            new_addresses.update(a for a in addresses if a not in seen and _is_python_file(a))
         if not new_addresses:
             break
         frontier = list(await engine_calls.targets_at(sorted(new_addresses)))
         seen.update((tgt.address, tgt) for tgt in frontier)
     files = _python_file_targets(seen.values())
-    return files, [[seen[a] for a in dependencies[tgt.address]] for tgt in files]
+    return files, [[seen[a] for a in dependencies[tgt.address] if a in seen] for tgt in files]
+
+
+def _is_python_file(address: Address) -> bool:
+    return address.is_file_target and address.filename.endswith(".py")
 
 
 def _file_edges(
