@@ -68,14 +68,7 @@ interpreter_constraints = ["CPython=={python_version}.*"]
 use_rust_parser = true
 unowned_dependency_behavior = "ignore"
 
-[pex-cli]
-version = "v2.1.148"
-known_versions = [
-  "v2.1.148|linux_x86_64|6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca|3614753",
-  "v2.1.148|linux_arm64|6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca|3614753",
-]
-url_template = "file://%(env.PERFGUARD_PEX_CLI)s"
-
+{pex_cli_section}
 [arch-lint]
 protocol_globs = ["{protocol_glob}"]
 heavy_modules = {heavy_modules}
@@ -194,6 +187,7 @@ def _run(
 def _prepare_fixture(work: Path, python: str) -> Path:
     fixture = work / "fixture"
     if (fixture / "sympy" / "BUILD").exists():
+        (fixture / "pants.toml").write_text(_pants_toml(python))
         return fixture
     shutil.rmtree(fixture, ignore_errors=True)
     downloads = work / "downloads"
@@ -212,15 +206,7 @@ def _prepare_fixture(work: Path, python: str) -> Path:
 
     fixture.mkdir()
     shutil.copytree(work / "sdist" / f"sympy-{SYMPY_VERSION}" / "sympy", fixture / "sympy")
-    version = _run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], cwd=work)
-    (fixture / "pants.toml").write_text(
-        PANTS_TOML.format(
-            repo=REPO,
-            python_version=version.stdout.strip(),
-            protocol_glob=PROTOCOL_GLOB,
-            heavy_modules=json.dumps(list(HEAVY_MODULES)),
-        )
-    )
+    (fixture / "pants.toml").write_text(_pants_toml(python))
     (fixture / "BUILD").write_text(ROOT_BUILD_FILE)
     for folder in sorted({path.parent for path in (fixture / "sympy").rglob("*.py")}):
         (folder / "BUILD").write_text(FOLDER_BUILD_FILE)
@@ -234,6 +220,25 @@ def _prepare_fixture(work: Path, python: str) -> Path:
         cwd=fixture,
     )
     return fixture
+
+
+def _pants_toml(python: str) -> str:
+    version = _run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], cwd=REPO)
+    return PANTS_TOML.format(
+        repo=REPO,
+        python_version=version.stdout.strip(),
+        protocol_glob=PROTOCOL_GLOB,
+        heavy_modules=json.dumps(list(HEAVY_MODULES)),
+        pex_cli_section=_pex_cli_section(),
+    )
+
+
+def _pex_cli_section() -> str:
+    """Return this repository's `[pex-cli]` section, which points at the CLI ./pants builds."""
+    text = (REPO / "pants.toml").read_text()
+    start = text.index("[pex-cli]")
+    end = text.find("\n[", start)
+    return text[start:] if end < 0 else text[start : end + 1]
 
 
 def _prepare_tools(work: Path, python: str) -> Path:
