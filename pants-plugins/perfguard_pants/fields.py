@@ -72,7 +72,10 @@ class StartupBudgetMsField(_PositiveFloatField):
 
 class StartupMemoryBudgetMbField(_PositiveFloatField):
     alias = "startup_memory_budget_mb"
-    help = "Peak memory budget in MiB; overrides `[startup-check].memory_budget_mb`."
+    help = (
+        "Peak memory budget in megabytes (10^6 bytes); overrides "
+        "`[startup-check].memory_budget_mb`."
+    )
 
 
 class StartupImportBudgetMsField(_PositiveFloatField):

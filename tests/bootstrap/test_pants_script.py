@@ -139,7 +139,7 @@ def test_global_pip_constraint_workaround(tmp_path: Path, cert: Optional[str]) -
 
 
 def _system_pip_cert() -> bool:
-    # /etc/pip.conf is read whatever XDG_CONFIG_DIRS says, so its cert may be found as well.
+    # The script reads /etc/pip.conf whatever XDG_CONFIG_DIRS is set to, so its cert may be used.
     path = Path("/etc/pip.conf")
     return path.is_file() and "cert" in path.read_text()
 
