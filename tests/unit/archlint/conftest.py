@@ -13,7 +13,7 @@ import pytest
 from perfguard.archlint.model import FileAnalysis, ImportRecord, ProbeResult
 from perfguard.archlint.probe import ProbeInput, run_probe
 
-_PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")) / "versions"
+_PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))) / "versions"
 
 
 def find_python(version: str) -> Optional[str]:

@@ -21,8 +21,9 @@ from perfguard.startup.errors import HarnessFailed, InvalidSpec
 from perfguard.startup.measure import HARNESS_PATH, SubprocessHarnessRunner
 from perfguard.startup.results import HarnessResult, HarnessSpec
 
-PYTHON_37 = Path("/root/.pyenv/versions/3.7.16/bin/python3.7")
-PYTHON_313 = Path("/root/.pyenv/versions/3.13.0/bin/python3.13")
+_PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))) / "versions"
+PYTHON_37 = _PYENV_VERSIONS / "3.7.16" / "bin" / "python3.7"
+PYTHON_313 = _PYENV_VERSIONS / "3.13.0" / "bin" / "python3.13"
 FAST: Dict[str, Any] = {"warmup": 0, "min_runs": 2, "max_runs": 2, "timeout_s": 20.0}
 
 

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-PYENV = Path("/root/.pyenv/versions")
+PYENV = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))) / "versions"
 INTERPRETERS = {
     "3.8": PYENV / "3.8.18/bin/python3.8",
     "3.9": PYENV / "3.9.18/bin/python3.9",
