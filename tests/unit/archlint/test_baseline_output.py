@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import pytest
-from conftest import make_file, make_import
+from conftest import make_file, make_import  # pants: no-infer-dep
 
 from perfguard.archlint.baseline import (
     Baseline,

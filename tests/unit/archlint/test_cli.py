@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from conftest import require_python
+from conftest import require_python  # pants: no-infer-dep
 
 # `python -m perfguard` runs perfguard/__main__.py, which no other module imports. Importing it
 # here makes Pants's dependency inference copy it into the test sandbox.

@@ -8,7 +8,7 @@ import subprocess
 from typing import Any, Dict
 
 import pytest
-from conftest import edge_map, make_file, make_import, require_python
+from conftest import edge_map, make_file, make_import, require_python  # pants: no-infer-dep
 
 from perfguard.archlint.config import ArchLintConfig
 from perfguard.archlint.costs import (

@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import networkx as nx
 import pytest
-from conftest import edge_map, make_file, make_import
+from conftest import edge_map, make_file, make_import  # pants: no-infer-dep
 
 from perfguard.archlint.config import ArchLintConfig
 from perfguard.archlint.cycles import (

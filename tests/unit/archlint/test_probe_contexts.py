@@ -7,7 +7,7 @@ from textwrap import dedent
 from typing import Dict, List, Tuple
 
 import pytest
-from conftest import probe_sources, require_python
+from conftest import probe_sources, require_python  # pants: no-infer-dep
 
 from perfguard.archlint.model import FileAnalysis, ImportRecord
 

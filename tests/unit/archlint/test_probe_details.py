@@ -7,7 +7,7 @@ from textwrap import dedent
 from typing import List, Tuple
 
 import pytest
-from conftest import probe_one, probe_sources, require_python
+from conftest import probe_one, probe_sources, require_python  # pants: no-infer-dep
 
 GUARD = """
 from typing import TYPE_CHECKING, cast

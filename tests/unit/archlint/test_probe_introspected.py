@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List, Sequence, Tuple
 
 import pytest
-from conftest import make_file, require_python
+from conftest import make_file, require_python  # pants: no-infer-dep
 
 from perfguard.archlint.config import DEFAULT_INTROSPECTED_CLASSES, ArchLintConfig
 from perfguard.archlint.model import TypingNameUse

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple
 
 import pytest
-from conftest import make_file, make_import
+from conftest import make_file, make_import  # pants: no-infer-dep
 
 from perfguard.archlint.config import ArchLintConfig
 from perfguard.archlint.model import ClassRecord, ProbeError, Suppression, TypingNameUse
