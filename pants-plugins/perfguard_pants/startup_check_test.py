@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from typing import Dict, List
+from typing import List
 
 import pytest
-from pants.backend.python import register as python_register
-from pants.core import register as core_register
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import GoalRuleResult, RuleRunner
 
-from perfguard_pants import register
 from perfguard_pants.startup_check import StartupCheck
-
-# RuleRunner does not read pants.toml, so these repeat its [pex-cli] section: Pants would
-# otherwise download the pex CLI from GitHub.
-_PEX_CLI_VERSION = "v2.1.148"
-_PEX_CLI_SHA256 = "6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca"
-_PEX_CLI_SIZE = 3614753
-_PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
-_ENV_INHERIT = {"PATH", "PYENV_ROOT", "HOME"}
-# Set by ./pants when a global pip configuration sets a constraints file, which crashes pex.
-_PIP_WORKAROUND_VARS = ("PANTS_SUBPROCESS_ENVIRONMENT_ENV_VARS",)
+from perfguard_pants.testutil import ENV_INHERIT, new_rule_runner, pex_cli_args, pip_workaround_env
 
 # Budgets far above any real figure, so that only the prohibited module can fail a binary.
 _LOOSE_BUDGETS = (
@@ -33,34 +20,17 @@ _LOOSE_BUDGETS = (
 
 
 def _global_args() -> List[str]:
-    pex_cli = os.environ.get("PERFGUARD_PEX_CLI")
-    if not pex_cli:
-        pytest.skip("PERFGUARD_PEX_CLI is not set: run the tests through ./pants.")
-    known_versions = [
-        f"{_PEX_CLI_VERSION}|{platform}|{_PEX_CLI_SHA256}|{_PEX_CLI_SIZE}"
-        for platform in _PLATFORMS
-    ]
     return [
-        f"--pex-cli-version={_PEX_CLI_VERSION}",
-        f"--pex-cli-known-versions={known_versions!r}",
-        f"--pex-cli-url-template=file://{pex_cli}",
+        *pex_cli_args(),
         "--python-infer-use-rust-parser",
         "--python-interpreter-constraints=['CPython==3.9.*']",
         "--source-root-patterns=['/src']",
     ]
 
 
-def _pip_workaround_env() -> Dict[str, str]:
-    return {name: os.environ[name] for name in _PIP_WORKAROUND_VARS if name in os.environ}
-
-
 @pytest.fixture
 def rule_runner() -> RuleRunner:
-    return RuleRunner(
-        rules=[*core_register.rules(), *python_register.rules(), *register.rules()],
-        target_types=[*core_register.target_types(), *python_register.target_types()],
-        ca_certs_path=os.environ.get("PANTS_CA_CERTS_PATH"),
-    )
+    return new_rule_runner()
 
 
 FILES = {
@@ -86,8 +56,8 @@ def _run_startup_check(rule_runner: RuleRunner, *args: str) -> GoalRuleResult:
             "--startup-check-max-runs=3",
             *args,
         ],
-        env=_pip_workaround_env(),
-        env_inherit=_ENV_INHERIT,
+        env=pip_workaround_env(),
+        env_inherit=ENV_INHERIT,
     )
 
 

@@ -21,12 +21,9 @@ import pytest
 
 import perfguard
 import perfguard_pants
+from perfguard_pants.testutil import PEX_CLI_VERSION, pex_cli_known_versions
 
 PANTS_VERSION = "2.17.1"
-PEX_CLI_VERSION = "v2.1.148"
-PEX_CLI_SHA256 = "6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca"
-PEX_CLI_SIZE = 3614753
-_PLATFORMS = ("linux_x86_64", "linux_arm64", "macos_x86_64", "macos_arm64")
 
 PLUGINS_DIR = Path(perfguard_pants.__file__).resolve().parent.parent
 SRC_DIR = Path(perfguard.__file__).resolve().parent.parent
@@ -88,10 +85,7 @@ def find_pants() -> str:
 
 def render_pants_toml(*, source_roots: Iterable[str], extra: str = "") -> str:
     """Render a pants.toml that loads perfguard's backend and the local pex CLI."""
-    known_versions = ",\n".join(
-        f'  "{PEX_CLI_VERSION}|{platform}|{PEX_CLI_SHA256}|{PEX_CLI_SIZE}"'
-        for platform in _PLATFORMS
-    )
+    known_versions = ",\n".join(f'  "{entry}"' for entry in pex_cli_known_versions())
     roots = ", ".join(f'"{root}"' for root in source_roots)
     return f"""\
 [GLOBAL]

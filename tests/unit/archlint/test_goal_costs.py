@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Dict, Iterable, List, Tuple
 
 import pytest
@@ -15,11 +14,8 @@ from pants.testutil.rule_runner import RuleRunner
 
 from perfguard_pants import register
 from perfguard_pants.arch_lint import ArchLint, split_batches
+from perfguard_pants.testutil import pex_cli_args
 
-# The sha256 and size of the reproducible pex 2.1.148 CLI that ./pants builds.
-_PEX_CLI_VERSION = (
-    "v2.1.148|linux_x86_64|6c5818cc43a15fa76429e0cc8150a811eda257154ed617c07a071553818befca|3614753"
-)
 _ENV = {"PATH", "PYENV_ROOT", "HOME"}
 
 
@@ -32,14 +28,8 @@ def rule_runner() -> RuleRunner:
 
 
 def _global_args() -> List[str]:
-    # RuleRunner ignores pants.toml, so the offline pex CLI that ./pants builds is passed here.
-    pex_cli = os.environ.get("PERFGUARD_PEX_CLI")
-    if not pex_cli:
-        pytest.skip("PERFGUARD_PEX_CLI is not set; run the tests through ./pants test.")
     return [
-        "--pex-cli-version=v2.1.148",
-        f"--pex-cli-known-versions=['{_PEX_CLI_VERSION}']",
-        f"--pex-cli-url-template=file://{pex_cli}",
+        *pex_cli_args(),
         "--python-interpreter-constraints=['CPython==3.9.*']",
         "--source-root-patterns=['src']",
     ]
