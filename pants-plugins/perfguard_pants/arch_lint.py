@@ -95,7 +95,7 @@ _COST_SPEC_PATH = f"{_SCRIPT_DIR}/cost_spec.json"
 
 
 class ArchLintOutputFormat(Enum):
-    """How `arch-lint` prints its findings."""
+    """Output formats of `arch-lint`."""
 
     text = "text"  # One `path:line: rule-id message` line per finding, then a summary.
     json = "json"  # One JSON document (the schema is in perfguard.archlint.output).

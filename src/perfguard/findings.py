@@ -59,7 +59,7 @@ class Finding:
 
     `rule_id` is a stable slug (for example `heavy-import`) that suppressions and baselines
     match on.
-    `related` holds extra locations, such as each edge of an import chain or cycle.
+    `related` contains extra locations, such as each edge of an import chain or cycle.
     """
 
     rule_id: str

@@ -90,7 +90,7 @@ DEFAULTS: Dict[str, Any] = {
     "decision_ns": None,
     "program_args_start": None,
 }
-# What pex 2.1 logs with PEX_VERBOSE=1 just before a venv-mode pex re-executes into its venv.
+# The line that pex 2.1 logs with PEX_VERBOSE=1 just before a venv-mode pex re-executes into its venv.
 VENV_PEX_LOG = re.compile(r"^pex: Executing venv PEX for .+ at (\S+)$", re.MULTILINE)
 # Fixes str and bytes hashing in the counted runs, because a random hash seed changes how much
 # work dict and set operations do and so the instruction count.
@@ -511,7 +511,7 @@ def _find_importtime_command(spec, runner, variant):
 
     A venv-mode pex re-executes `VENV/bin/python -sE VENV/pex`, and `-E` makes that interpreter
     ignore PYTHONPROFILEIMPORTTIME and the module recorder on PYTHONPATH. When
-    `program_args_start` says where the program's arguments start in the command, one run
+    `program_args_start` gives where the program's arguments start in the command, one run
     with PEX_VERBOSE=1 finds the venv, and the importtime runs start it with `-s` only.
     """
     command = variant["command"]
