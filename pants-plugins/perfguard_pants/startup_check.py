@@ -121,7 +121,8 @@ class StartupCheckSubsystem(GoalSubsystem):
         help=softwrap(
             """
             If true, count each binary's instructions in one more run under valgrind's
-            cachegrind, about 50 times slower than a normal run. With
+            callgrind, which counts every process and every exec stage of the binary and takes
+            tens of times longer than a normal run. With
             `[startup-check].baseline_dir`, a count more than 2% above the baseline's blocks.
             Unlike wall time, the count does not change with other load on the machine.
             """
@@ -515,7 +516,7 @@ def _process(
     *,
     force: bool,
 ) -> Process:
-    # A cachegrind run gets 100 times the time-out of a normal run.
+    # A callgrind run gets 100 times the time-out of a normal run.
     runs = spec.warmup + spec.max_runs + spec.importtime_runs + (100 if spec.valgrind else 0)
     return Process(
         argv=(python.path, _HARNESS_PATH, _SPEC_PATH),

@@ -14,7 +14,7 @@ and at most `max_runs` runs. Then `importtime_runs` runs with
 PYTHONPROFILEIMPORTTIME set capture the import profile from stderr, and with `record_modules`
 a sitecustomize records sys.modules at exit. A `candidate` command is run interleaved with
 `command` for A/B comparisons. When `valgrind` is a path, one more run of each variant under
-cachegrind counts its instructions.
+callgrind counts its instructions.
 
 A run that exits non-zero, dies by a signal or passes `timeout_s` is recorded as a failure,
 with the last `max_output_bytes` of its stderr, and ends the runs of that command. Output
@@ -64,8 +64,20 @@ except ImportError:
     # The import system expects this module in sys.modules when its body ends.
     sys.modules["sitecustomize"] = _recorder
 """
-# Cachegrind's summary line for each process, for example "==123== I   refs:      610,070,850".
-INSTRUCTION_COUNT = re.compile(r"==\d+== I\s+refs:\s+([\d,]+)")
+# The tool that counts instructions, recorded with each count, because counts taken with
+# another tool or method do not compare.
+INSTRUCTION_COUNTER = "callgrind"
+# Callgrind writes the counts so far to a new file, and starts again from zero, on entering these
+# C library functions. Before execve, because exec discards valgrind's unwritten counts together
+# with the process image. Before fork, vfork, clone and clone3, because a child process starts
+# with a copy of its parent's counts, which the child's files would count a second time.
+CALLGRIND_DUMP_BEFORE = ("execve", "fork", "vfork", "clone", "clone3")
+# The last line of a complete callgrind file, with the instruction count of that file.
+CALLGRIND_TOTALS = re.compile(rb"^totals: (\d+)$", re.MULTILINE)
+# Seconds between two sweeps that move callgrind's files to unique names. Each stage of a process
+# that execs writes under the same name, and the next stage starts a new valgrind, which takes
+# far longer than this, before it can write again.
+CALLGRIND_SWEEP_INTERVAL_S = 0.002
 # Seconds to keep draining pipes after the child exits, in case a grandchild keeps them open.
 PIPE_GRACE_S = 0.5
 
@@ -463,6 +475,7 @@ def _new_variant(name, command, env):
         "importtime": [],
         "warmup_runs": 0,
         "instructions": None,
+        "instruction_counter": None,
         "_wall": [],
     }
 
@@ -554,32 +567,112 @@ def _run_importtime(spec, runner, variant, command):
 
 
 def _count_instructions(spec, runner, variant):
-    """Count the instructions of one run under cachegrind, summed over every process.
+    """Count the instructions of one run under callgrind, summed over every process and stage.
 
     Unlike wall time, the count does not depend on other load on the machine, so a few percent
-    of extra work shows in a single run. Cachegrind runs the command about 50 times slower.
+    of extra work shows in a single run. Callgrind runs the command tens of times slower.
 
-    NOTE: cachegrind (valgrind 3.19) prints no count for a process image that exec replaces,
-    so the first stage of a launcher that re-executes itself, such as a zipapp pex, is missed.
+    Each process writes a file when it exits, and callgrind also writes one (and starts again
+    from zero) before every function in CALLGRIND_DUMP_BEFORE. So the sum includes each stage
+    of a launcher that re-executes itself, such as a zipapp pex, and counts the instructions of
+    a parent only once even though a forked child starts with a copy of its counts.
+
+    NOTE: the dump points are glibc function names. A C library that forks or execs through
+    other symbols would have a child count its parent's instructions again, or lose a stage.
     """
     env = build_env(spec, variant["env"])
     env["PYTHONHASHSEED"] = COUNTED_RUN_HASH_SEED
-    command = [
-        spec["valgrind"],
-        "--tool=cachegrind",
-        "--cache-sim=no",
-        "--trace-children=yes",
-        "--cachegrind-out-file=/dev/null",
-    ] + list(variant["command"])
-    outcome = runner(
-        command, env, spec["cwd"], spec["timeout_s"] * 100, 0, spec["max_importtime_bytes"]
-    )
-    if outcome["kind"] != "ok":
-        variant["failures"].append(_failure("instructions", outcome))
-        return
-    counts = INSTRUCTION_COUNT.findall(outcome["stderr"])
-    if counts:
-        variant["instructions"] = sum(int(count.replace(",", "")) for count in counts)
+    work_dir = tempfile.mkdtemp(prefix="perfguard-callgrind-")
+    try:
+        out_dir = os.path.join(work_dir, "out")
+        parts_dir = os.path.join(work_dir, "parts")
+        os.mkdir(out_dir)
+        os.mkdir(parts_dir)
+        command = [
+            spec["valgrind"],
+            "--tool=callgrind",
+            "--trace-children=yes",
+            "--dump-instr=no",
+            "--dump-line=no",
+            "--callgrind-out-file=" + os.path.join(out_dir, "callgrind.out.%p"),
+        ]
+        command.extend("--dump-before=" + name for name in CALLGRIND_DUMP_BEFORE)
+        command.extend(variant["command"])
+        collector = CallgrindFileCollector(out_dir, parts_dir)
+        collector.start()
+        try:
+            outcome = runner(
+                command, env, spec["cwd"], spec["timeout_s"] * 100, 0, spec["max_importtime_bytes"]
+            )
+        finally:
+            collector.stop()
+        if outcome["kind"] != "ok":
+            variant["failures"].append(_failure("instructions", outcome))
+            return
+        total = sum_callgrind_totals(parts_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if total is not None:
+        variant["instructions"] = total
+        variant["instruction_counter"] = INSTRUCTION_COUNTER
+
+
+class CallgrindFileCollector(object):
+    """Moves each file that callgrind writes in `out_dir` to a unique name in `parts_dir`.
+
+    Callgrind names a file after the process id and the number of files that the current
+    valgrind wrote. A process that execs starts a new valgrind, which numbers from 1 again and
+    would overwrite the previous stage's file. A thread sweeps `out_dir` every
+    CALLGRIND_SWEEP_INTERVAL_S, and renaming a file that is still being written is safe,
+    because the writer keeps its open descriptor.
+    """
+
+    def __init__(self, out_dir, parts_dir):
+        self.out_dir = out_dir
+        self.parts_dir = parts_dir
+        self.moved = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.daemon = True
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        """Stop the thread, then move the files written since its last sweep."""
+        self._stopped.set()
+        self._thread.join()
+        self.sweep()
+
+    def sweep(self):
+        for name in sorted(os.listdir(self.out_dir)):
+            self.moved += 1
+            target = os.path.join(self.parts_dir, "{:06d}.{}".format(self.moved, name))
+            os.rename(os.path.join(self.out_dir, name), target)
+
+    def _run(self):
+        while not self._stopped.wait(CALLGRIND_SWEEP_INTERVAL_S):
+            self.sweep()
+
+
+def sum_callgrind_totals(parts_dir):
+    """Return the summed `totals:` of the callgrind files in `parts_dir`.
+
+    Every valgrind creates an empty file under its final name when it starts, so empty files
+    are skipped. Returns None when no file has counts or a file has no totals line, which means
+    that callgrind could not write it completely and the sum would be too low.
+    """
+    total = None
+    for name in os.listdir(parts_dir):
+        with open(os.path.join(parts_dir, name), "rb") as part:
+            data = part.read()
+        if not data:
+            continue
+        match = CALLGRIND_TOTALS.search(data)
+        if match is None:
+            return None
+        total = (total or 0) + int(match.group(1))
+    return total
 
 
 def _install_module_recorder(work_dir, env):

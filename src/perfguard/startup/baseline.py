@@ -46,6 +46,9 @@ class Baseline:
 
     Times are in nanoseconds except module times, which are in microseconds as importtime
     reports them. `modules` maps each loaded module to its (self, cumulative) import time.
+    `instruction_counter` names the tool that counted `instructions`. Baselines written before
+    it was recorded have None there, and their counts came from cachegrind, which missed the
+    stages of a process that execs.
     """
 
     binary: str
@@ -60,6 +63,7 @@ class Baseline:
     heavy_packages: Tuple[str, ...]
     environment: Mapping[str, Any]
     instructions: Optional[int] = None
+    instruction_counter: Optional[str] = None
     stored_binary: Optional[StoredBinary] = None
 
     def snapshot(self) -> StartupSnapshot:
@@ -117,6 +121,7 @@ def build_baseline(
         heavy_packages=find_heavy_packages(modules, heavy_modules),
         environment=_stable_environment(result),
         instructions=variant.instructions,
+        instruction_counter=variant.instruction_counter,
     )
 
 
@@ -178,8 +183,13 @@ def compare_to_baseline(
     severity = Severity.warning if "python" in changed else Severity.error
     # The C library picks code paths per CPU, so counts from another machine differ a little.
     instruction_severity = Severity.warning if changed else Severity.error
+    reference = baseline.snapshot()
+    counter_finding = _check_instruction_counter(baseline, result.measured, location)
+    if counter_finding is not None:
+        findings.append(counter_finding)
+        reference = dataclasses.replace(reference, instructions=None)
     comparison, compared = compare_snapshots(
-        reference=baseline.snapshot(),
+        reference=reference,
         current=snapshot_variant(result.measured),
         location=location,
         heavy_modules=heavy_modules,
@@ -191,6 +201,29 @@ def compare_to_baseline(
         instruction_severity=instruction_severity,
     )
     return comparison, tuple(findings) + compared
+
+
+def _check_instruction_counter(
+    baseline: Baseline, variant: VariantResult, location: Location
+) -> Optional[Finding]:
+    """Return a warning when the two instruction counts came from different tools, else None."""
+    if baseline.instructions is None or variant.instructions is None:
+        return None
+    if baseline.instruction_counter == variant.instruction_counter:
+        return None
+    recorded_with = baseline.instruction_counter or (
+        "cachegrind, which left out the stages that exec replaces"
+    )
+    return Finding(
+        rule_id="baseline-environment",
+        severity=Severity.warning,
+        location=location,
+        message=(
+            f"the baseline's instruction count was taken with {recorded_with}, and this run's "
+            f"with {variant.instruction_counter}, so the two counts are not compared"
+        ),
+        fix="Record the baseline again to compare instruction counts.",
+    )
 
 
 def write_baseline(path: Union[str, Path], baseline: Baseline) -> None:
@@ -253,6 +286,7 @@ def format_baseline(baseline: Baseline) -> str:
             "robust_cv": baseline.robust_cv,
             "peak_rss_bytes": baseline.peak_rss_bytes,
             "instructions": baseline.instructions,
+            "instruction_counter": baseline.instruction_counter,
         },
         "modules": {
             name: {"self_us": self_us, "cumulative_us": cumulative_us}
@@ -337,6 +371,9 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
         not isinstance(instructions, int) or isinstance(instructions, bool) or instructions < 0
     ):
         raise corrupt("startup.instructions", "a non-negative integer or null")
+    counter = startup.get("instruction_counter")
+    if counter is not None and not isinstance(counter, str):
+        raise corrupt("startup.instruction_counter", "a string or null")
     stored = data.get("stored_binary")
     if stored is not None and not (
         isinstance(stored, dict)
@@ -358,5 +395,6 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
         heavy_packages=tuple(heavy),
         environment=environment,
         instructions=instructions,
+        instruction_counter=counter,
         stored_binary=StoredBinary(stored["digest"], stored["path"]) if stored else None,
     )

@@ -100,7 +100,7 @@ class StartupReport:
     Times are in nanoseconds and memory in bytes; None means not measured because every run
     failed. `launcher_ns` is the import time of the pex launcher in the importtime run, or None
     when no launcher ran. It counts in the startup time but not in the import checks.
-    `instructions` is the cachegrind count of one run, if one was taken. `profile` is the first
+    `instructions` is the callgrind count of one run, if one was taken. `profile` is the first
     importtime profile with the launcher's imports, for rendering.
     """
 

@@ -88,8 +88,8 @@ def add_subcommand(subparsers: Any) -> None:
         "--count-instructions",
         action="store_true",
         help="If set, also count each variant's instructions in one run under "
-        "valgrind's cachegrind (about 50 times slower); with --candidate, more "
-        "than 2%% growth blocks.",
+        "valgrind's callgrind, every process and exec stage included (tens of times "
+        "slower than a normal run); with --candidate, more than 2%% growth blocks.",
     )
     parser.add_argument("--html", metavar="FILE", help="Also write an HTML import chart here.")
 

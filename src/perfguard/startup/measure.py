@@ -85,7 +85,7 @@ class SubprocessHarnessRunner(HarnessRunner):
 
 def _overall_timeout_s(spec: HarnessSpec) -> float:
     runs = spec.warmup + spec.max_runs + (spec.importtime_runs if spec.importtime else 0)
-    # The harness gives a cachegrind run 100 times the time-out of a normal run.
+    # The harness gives a callgrind run 100 times the time-out of a normal run.
     runs += 100 if spec.valgrind else 0
     variants = 2 if spec.candidate_command is not None else 1
     # The 60 s margin covers the harness's own start-up and JSON output.

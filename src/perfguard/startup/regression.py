@@ -26,7 +26,7 @@ class StartupSnapshot:
     """One side of a comparison: wall samples, module set and package times.
 
     `package_self_us` maps each top-level package to the summed self time of its modules, and
-    `instructions` is a cachegrind instruction count, or None if none was taken.
+    `instructions` is an instruction count, or None if none was taken.
     """
 
     wall_ns: Tuple[int, ...]
@@ -169,7 +169,7 @@ def _compare_instructions(
             location=location,
             message=(
                 f"startup runs {growth:.1%} more instructions than the {reference_name} "
-                f"({current.instructions:,} against {reference.instructions:,}, cachegrind "
+                f"({current.instructions:,} against {reference.instructions:,}, callgrind "
                 f"with PYTHONHASHSEED=0), over the {margin:.0%} margin"
             ),
             fix="Find the new work in the importtime profile, or update the baseline if intended.",

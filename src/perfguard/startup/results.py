@@ -211,7 +211,8 @@ class ImportTimeCapture:
 class VariantResult:
     """All runs of one command: timed samples, failures and importtime captures.
 
-    `instructions` is the instruction count of one cachegrind run, or None if none ran.
+    `instructions` is the instruction count of one run, summed over its processes, or None if
+    none was taken. `instruction_counter` names the tool that counted it.
     """
 
     command: Tuple[str, ...]
@@ -221,6 +222,7 @@ class VariantResult:
     converged: bool
     warmup_runs: int
     instructions: Optional[int] = None
+    instruction_counter: Optional[str] = None
 
     @property
     def wall_ns(self) -> Tuple[int, ...]:
@@ -351,6 +353,7 @@ def _read_variant(reader: _Reader) -> VariantResult:
         converged=reader.boolean("converged"),
         warmup_runs=reader.integer("warmup_runs", minimum=0),
         instructions=reader.optional_integer("instructions"),
+        instruction_counter=reader.optional_string("instruction_counter"),
     )
 
 

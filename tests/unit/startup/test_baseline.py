@@ -214,7 +214,9 @@ def test_no_baseline_from_failing_binary() -> None:
 
 def test_instruction_growth_blocks(tmp_path: Path) -> None:
     recorded = dataclasses.replace(
-        make_variant(STEADY_MS, importtime=BASE_IMPORTS), instructions=600_000_000
+        make_variant(STEADY_MS, importtime=BASE_IMPORTS),
+        instructions=600_000_000,
+        instruction_counter="callgrind",
     )
     baseline = build_baseline(
         "app:bin", make_result(recorded), DEFAULT_HEAVY_MODULES, clock=FakeClock()
@@ -235,6 +237,44 @@ def test_instruction_growth_blocks(tmp_path: Path) -> None:
     assert "5.0% more instructions" in grown_report.findings[0].message
     assert "630.0 M instructions" in grown_report.format_text()
     assert same_report.findings == ()
+
+
+def test_cachegrind_baseline_not_compared(tmp_path: Path) -> None:
+    # Baselines recorded before the counter was stored hold cachegrind counts, which left out
+    # the stages that exec replaces, so a new count would look far larger.
+    path = _record(tmp_path)
+    data = json.loads(path.read_text())
+    data["startup"]["instructions"] = 1_444_000_000
+    del data["startup"]["instruction_counter"]
+    path.write_text(json.dumps(data))
+    stored = read_baseline(path, binary="app:bin")
+    current = dataclasses.replace(
+        make_variant(STEADY_MS, importtime=BASE_IMPORTS),
+        instructions=2_379_000_000,
+        instruction_counter="callgrind",
+    )
+
+    report = evaluate(make_result(current), baseline=stored)
+
+    assert stored.instruction_counter is None
+    assert [f.rule_id for f in report.findings] == ["baseline-environment"]
+    assert report.findings[0].severity is Severity.warning
+    assert "taken with cachegrind, which left out the stages that exec replaces" in (
+        report.findings[0].message
+    )
+    assert "so the two counts are not compared" in report.findings[0].message
+    assert not report.blocking
+
+
+@pytest.mark.parametrize("value", [3, True, ["callgrind"]])
+def test_invalid_instruction_counter(tmp_path: Path, value: object) -> None:
+    path = _record(tmp_path)
+    data = json.loads(path.read_text())
+    data["startup"]["instruction_counter"] = value
+    path.write_text(json.dumps(data))
+
+    with pytest.raises(CorruptBaseline, match="startup.instruction_counter must be a string"):
+        read_baseline(path, binary="app:bin")
 
 
 def test_invalid_instruction_count(tmp_path: Path) -> None:
