@@ -516,8 +516,8 @@ def _process(
     *,
     force: bool,
 ) -> Process:
-    # A callgrind run gets 100 times the time-out of a normal run.
-    runs = spec.warmup + spec.max_runs + spec.importtime_runs + (100 if spec.valgrind else 0)
+    # The memory run is one more run, and a callgrind run gets 100 times the time-out of one.
+    runs = spec.warmup + spec.max_runs + spec.importtime_runs + 1 + (100 if spec.valgrind else 0)
     return Process(
         argv=(python.path, _HARNESS_PATH, _SPEC_PATH),
         input_digest=digest,

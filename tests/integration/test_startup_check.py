@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -37,6 +38,16 @@ FILES = {
     ),
     "src/reg/tool.py": "print('tool')\n",
     "src/reg/other.py": "print('other')\n",
+    "src/mem/BUILD": "python_sources()\npex_binary(name='spawner', entry_point='spawner.py')\n",
+    # The pex stays small and runs two children at once, each holding 60 MB for half a second.
+    "src/mem/spawner.py": (
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
+        "CHILD = \"import time; block = b'x' * 60_000_000; time.sleep(0.5)\"\n"
+        "children = [subprocess.Popen([sys.executable, '-S', '-c', CHILD]) for _ in range(2)]\n"
+        "sys.exit(max(child.wait() for child in children))\n"
+    ),
 }
 
 # Few runs keep the test fast. Budgets far above any real figure leave only the deterministic
@@ -121,3 +132,18 @@ def test_baseline_regression(repo: PantsRepo) -> None:
     assert OTHER_BASELINE in check.stderr
     assert "is not valid JSON" in check.stderr
     assert repo.path(OTHER_BASELINE).read_text() == CORRUPT_BASELINE
+
+
+def test_tree_memory_over_budget(repo: PantsRepo) -> None:
+    loose_but_memory = [arg for arg in FAST_AND_LOOSE if "memory-budget" not in arg]
+    result = repo.run(
+        "startup-check", *loose_but_memory, "--startup-check-memory-budget-mb=100", "src/mem::"
+    )
+
+    assert result.exit_code == 1, result.describe()
+    assert "src/mem:spawner: peak-memory [error] peak RSS " in result.stdout
+    assert "MB summed over the process tree (largest of " in result.stdout
+    kernel = re.search(r"peak RSS ([\d.]+) MB in one process, ([\d.]+) MB over the", result.stdout)
+    assert kernel is not None, result.stdout
+    assert float(kernel.group(1)) < 100
+    assert float(kernel.group(2)) > 120

@@ -12,7 +12,8 @@ runs continue until the 95% CI of the median wall time is within `target_rel_ci`
 or lies wholly on one side of `decision_ns` (a budget) if that is set, with at least `min_runs`
 and at most `max_runs` runs. Then `importtime_runs` runs with
 PYTHONPROFILEIMPORTTIME set capture the import profile from stderr, and with `record_modules`
-a sitecustomize records sys.modules at exit. A `candidate` command is run interleaved with
+a sitecustomize records sys.modules at exit. With `tree_memory`, one more run samples the
+summed RSS of the command's whole process tree. A `candidate` command is run interleaved with
 `command` for A/B comparisons. When `valgrind` is a path, one more run of each variant under
 callgrind counts its instructions.
 
@@ -78,6 +79,10 @@ CALLGRIND_TOTALS = re.compile(rb"^totals: (\d+)$", re.MULTILINE)
 # that execs writes under the same name, and the next stage starts a new valgrind, which takes
 # far longer than this, before it can write again.
 CALLGRIND_SWEEP_INTERVAL_S = 0.002
+# Seconds between two samples of the process tree's memory.
+TREE_SAMPLE_INTERVAL_S = 0.005
+TREE_SAMPLER_THREAD = "perfguard-tree-memory"
+PROC_ROOT = "/proc"
 # Seconds to keep draining pipes after the child exits, in case a grandchild keeps them open.
 PIPE_GRACE_S = 0.5
 
@@ -99,6 +104,7 @@ DEFAULTS: Dict[str, Any] = {
     "max_importtime_bytes": 16 * 1024 * 1024,
     "candidate": None,
     "valgrind": None,
+    "tree_memory": True,
     "decision_ns": None,
     "program_args_start": None,
 }
@@ -136,7 +142,7 @@ def load_spec(data):
     problems.extend(_check_number(spec, "timeout_s", 0.0, False))
     if not isinstance(spec["importtime"], bool):
         problems.append("importtime: expected true or false, got {!r}".format(spec["importtime"]))
-    for name in ("inherit_env", "record_modules"):
+    for name in ("inherit_env", "record_modules", "tree_memory"):
         if not isinstance(spec[name], bool):
             problems.append("{}: expected true or false, got {!r}".format(name, spec[name]))
     if spec["decision_ns"] is not None:
@@ -460,6 +466,8 @@ def run_benchmark(spec, runner=run_once):
             command = _find_importtime_command(spec, runner, variant)
             for _ in range(spec["importtime_runs"]):
                 _run_importtime(spec, runner, variant, command)
+        if spec["tree_memory"] and not variant["failures"]:
+            _measure_tree_memory(spec, runner, variant)
         if spec["valgrind"] and not variant["failures"]:
             _count_instructions(spec, runner, variant)
     return {v["name"]: _public(v) for v in variants}
@@ -476,6 +484,9 @@ def _new_variant(name, command, env):
         "warmup_runs": 0,
         "instructions": None,
         "instruction_counter": None,
+        "tree_rss_bytes": None,
+        "tree_rss_source": None,
+        "tree_rss_samples": 0,
         "_wall": [],
     }
 
@@ -673,6 +684,138 @@ def sum_callgrind_totals(parts_dir):
             return None
         total = (total or 0) + int(match.group(1))
     return total
+
+
+def _measure_tree_memory(spec, runner, variant):
+    """Sample the summed RSS of the command's process tree during one untimed run.
+
+    The kernel's peak RSS (ru_maxrss) is that of the largest single process, so a binary that
+    starts children can use far more memory than it shows. The sums come from psutil when this
+    interpreter can import it, else from /proc. Without either, the figure stays None.
+    """
+    source, read_tree_rss = find_tree_rss_reader()
+    if read_tree_rss is None:
+        return
+    sampler = TreeMemorySampler(read_tree_rss)
+    sampler.start()
+    try:
+        outcome = runner(
+            variant["command"],
+            build_env(spec, variant["env"]),
+            spec["cwd"],
+            spec["timeout_s"],
+            0,
+            spec["max_output_bytes"],
+        )
+    finally:
+        sampler.stop()
+    if outcome["kind"] != "ok":
+        variant["failures"].append(_failure("memory", outcome))
+        return
+    # The peak stays None when the command exited before the first sample found it.
+    variant["tree_rss_bytes"] = sampler.peak_bytes
+    variant["tree_rss_source"] = source
+    variant["tree_rss_samples"] = sampler.samples
+
+
+class TreeMemorySampler(object):
+    """Samples the summed RSS of this process's descendants on a thread, until stopped.
+
+    `peak_bytes` is the largest sum seen, and `samples` counts the samples that found at least
+    one descendant. Pages that several processes share count once per process.
+
+    NOTE: samples are TREE_SAMPLE_INTERVAL_S apart, so a peak shorter than that can be missed.
+    """
+
+    def __init__(self, read_tree_rss, interval_s=TREE_SAMPLE_INTERVAL_S):
+        self.peak_bytes = None
+        self.samples = 0
+        self._read_tree_rss = read_tree_rss
+        self._interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=TREE_SAMPLER_THREAD)
+        self._thread.daemon = True
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self):
+        root = os.getpid()
+        while not self._stopped.is_set():
+            total = self._read_tree_rss(root)
+            # None means that the tree could not be read, and 0 that it had no process yet.
+            if total:
+                self.samples += 1
+                self.peak_bytes = max(self.peak_bytes or 0, total)
+            self._stopped.wait(self._interval_s)
+
+
+def find_tree_rss_reader():
+    """Return (source, function) where the function sums the RSS of a pid's descendants.
+
+    The source is "psutil" or "/proc"; (None, None) means that neither works here.
+    """
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return "psutil", lambda pid: _psutil_descendants_rss(psutil, pid)
+    proc_root = PROC_ROOT
+    if os.path.isfile(os.path.join(proc_root, str(os.getpid()), "stat")):
+        return "/proc", lambda pid: proc_descendants_rss(pid, proc_root)
+    return None, None
+
+
+def _psutil_descendants_rss(psutil, pid):
+    try:
+        descendants = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    total = 0
+    for process in descendants:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            # The process exited after the listing, so it has no memory left to count.
+            pass
+    return total
+
+
+def proc_descendants_rss(pid, proc_root=PROC_ROOT):
+    """Return the summed RSS in bytes of the descendants of `pid`, read from /proc/PID/stat."""
+    try:
+        names = os.listdir(proc_root)
+    except OSError:
+        return None
+    children = {}
+    rss_pages = {}
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc_root, name, "stat"), "rb") as stat_file:
+                stat = stat_file.read()
+        except OSError:
+            # The process exited after the listing.
+            continue
+        # The command name in parentheses may contain spaces, so count fields after it: the
+        # parent pid is field 4 and the RSS in pages field 24 of proc(5).
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        child = int(name)
+        children.setdefault(int(fields[1]), []).append(child)
+        rss_pages[child] = int(fields[21])
+    total = 0
+    pending = list(children.get(pid, ()))
+    while pending:
+        process = pending.pop()
+        total += rss_pages[process]
+        pending.extend(children.get(process, ()))
+    return total * os.sysconf("SC_PAGE_SIZE")
 
 
 def _install_module_recorder(work_dir, env):

@@ -48,7 +48,7 @@ class Baseline:
     reports them. `modules` maps each loaded module to its (self, cumulative) import time.
     `instruction_counter` names the tool that counted `instructions`. Baselines written before
     it was recorded have None there, and their counts came from cachegrind, which missed the
-    stages of a process that execs.
+    stages of a process that execs. `tree_rss_bytes` is the sampled peak over the process tree.
     """
 
     binary: str
@@ -64,6 +64,7 @@ class Baseline:
     environment: Mapping[str, Any]
     instructions: Optional[int] = None
     instruction_counter: Optional[str] = None
+    tree_rss_bytes: Optional[float] = None
     stored_binary: Optional[StoredBinary] = None
 
     def snapshot(self) -> StartupSnapshot:
@@ -122,6 +123,7 @@ def build_baseline(
         environment=_stable_environment(result),
         instructions=variant.instructions,
         instruction_counter=variant.instruction_counter,
+        tree_rss_bytes=variant.tree_rss_bytes,
     )
 
 
@@ -287,6 +289,7 @@ def format_baseline(baseline: Baseline) -> str:
             "peak_rss_bytes": baseline.peak_rss_bytes,
             "instructions": baseline.instructions,
             "instruction_counter": baseline.instruction_counter,
+            "tree_rss_bytes": baseline.tree_rss_bytes,
         },
         "modules": {
             name: {"self_us": self_us, "cumulative_us": cumulative_us}
@@ -374,6 +377,11 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
     counter = startup.get("instruction_counter")
     if counter is not None and not isinstance(counter, str):
         raise corrupt("startup.instruction_counter", "a string or null")
+    tree_rss = startup.get("tree_rss_bytes")
+    if tree_rss is not None and (
+        not isinstance(tree_rss, (int, float)) or isinstance(tree_rss, bool) or tree_rss < 0
+    ):
+        raise corrupt("startup.tree_rss_bytes", "a non-negative number or null")
     stored = data.get("stored_binary")
     if stored is not None and not (
         isinstance(stored, dict)
@@ -396,5 +404,6 @@ def _parse_baseline(data: Any, source: Path, binary: str) -> Baseline:
         environment=environment,
         instructions=instructions,
         instruction_counter=counter,
+        tree_rss_bytes=float(tree_rss) if tree_rss is not None else None,
         stored_binary=StoredBinary(stored["digest"], stored["path"]) if stored else None,
     )

@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 from typing import Iterable, List, Sequence, Tuple, Union
 
-from perfguard.startup.budgets import StartupReport
+from perfguard.startup.budgets import BYTES_PER_MB, StartupReport
 from perfguard.startup.clock import format_duration_ms
 from perfguard.startup.importtime import ImportNode, ImportProfile, is_same_or_submodule
 
@@ -63,6 +63,7 @@ def _render_report(report: StartupReport) -> str:
         f'<p class="summary">{html.escape(report.format_text().splitlines()[0])} '
         f"&mdash; {status}</p>",
     ]
+    parts.append(f'<p class="memory">{html.escape(_describe_memory(report))}</p>')
     if report.findings:
         items = "".join(
             f"<li><b>{html.escape(f.rule_id)}</b> [{f.severity.value}] {html.escape(f.message)}"
@@ -81,6 +82,21 @@ def _render_report(report: StartupReport) -> str:
         parts.append(render_icicle(report.profile, flagged=flagged))
         parts.append(_render_top_modules(report.profile.without_launcher()))
     return "<section>\n" + "\n".join(parts) + "\n</section>"
+
+
+def _describe_memory(report: StartupReport) -> str:
+    if report.peak_rss_bytes is None:
+        return "Peak memory: not measured, because no timed run succeeded."
+    text = (
+        f"Peak memory: {report.peak_rss_bytes / BYTES_PER_MB:.1f} MB in the largest single "
+        f"process (kernel peak RSS, median of {report.sample_count} timed runs)"
+    )
+    if report.tree_rss_bytes is None:
+        return text + "; the process tree was not measured."
+    return (
+        text + f"; {report.tree_rss_bytes / BYTES_PER_MB:.1f} MB summed over the process tree "
+        f"(sampled from {report.tree_rss_source} in one untimed run)."
+    )
 
 
 def render_icicle(profile: ImportProfile, flagged: Sequence[str] = ()) -> str:

@@ -32,7 +32,8 @@ class SubprocessHarnessRunner(HarnessRunner):
     """Runs `startup_harness.py` in a child interpreter, by default the current one.
 
     `timeout_s` bounds the whole harness run. When it is None, the bound is the number of runs
-    in the spec (warm-up, max runs and importtime runs, per variant) times the per-run time-out.
+    in the spec (warm-up, max runs, importtime and memory runs, per variant) times the per-run
+    time-out.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class SubprocessHarnessRunner(HarnessRunner):
 
 def _overall_timeout_s(spec: HarnessSpec) -> float:
     runs = spec.warmup + spec.max_runs + (spec.importtime_runs if spec.importtime else 0)
+    runs += 1 if spec.tree_memory else 0
     # The harness gives a callgrind run 100 times the time-out of a normal run.
     runs += 100 if spec.valgrind else 0
     variants = 2 if spec.candidate_command is not None else 1

@@ -17,7 +17,7 @@ from perfguard.startup.importtime import ImportProfile, is_launcher_module, pars
 
 HARNESS_VERSION = 1
 FAILURE_KINDS = ("exit", "signal", "timeout", "spawn")
-PHASES = ("warmup", "timed", "importtime", "instructions")
+PHASES = ("warmup", "timed", "importtime", "memory", "instructions")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class HarnessSpec:
     The harness module's DEFAULTS list the same fields.
 
     `env` and `candidate_env` are sorted (name, value) pairs, so the spec is hashable.
+    `tree_memory` adds one untimed run that samples the memory of the whole process tree.
     `decision_ns`, a startup budget, lets timing stop once the median's CI is wholly on one
     side of it. `program_args_start`, the index of the program's first argument in `command`,
     lets the importtime runs of a venv-mode pex start its virtualenv directly.
@@ -48,6 +49,7 @@ class HarnessSpec:
     max_output_bytes: int = 65536
     max_importtime_bytes: int = 16 * 1024 * 1024
     valgrind: Optional[str] = None
+    tree_memory: bool = True
     decision_ns: Optional[float] = None
     program_args_start: Optional[int] = None
     candidate_command: Optional[Tuple[str, ...]] = None
@@ -94,6 +96,7 @@ class HarnessSpec:
             "max_output_bytes": self.max_output_bytes,
             "max_importtime_bytes": self.max_importtime_bytes,
             "valgrind": self.valgrind,
+            "tree_memory": self.tree_memory,
             "decision_ns": self.decision_ns,
             "program_args_start": self.program_args_start,
             "candidate": None,
@@ -212,7 +215,10 @@ class VariantResult:
     """All runs of one command: timed samples, failures and importtime captures.
 
     `instructions` is the instruction count of one run, summed over its processes, or None if
-    none was taken. `instruction_counter` names the tool that counted it.
+    none was taken; `instruction_counter` names the tool that counted it. `tree_rss_bytes` is
+    the largest sum of RSS over the command's whole process tree, sampled `tree_rss_samples`
+    times in one untimed run through `tree_rss_source` ("psutil" or "/proc"), or None when it
+    was not measured.
     """
 
     command: Tuple[str, ...]
@@ -223,6 +229,9 @@ class VariantResult:
     warmup_runs: int
     instructions: Optional[int] = None
     instruction_counter: Optional[str] = None
+    tree_rss_bytes: Optional[int] = None
+    tree_rss_source: Optional[str] = None
+    tree_rss_samples: int = 0
 
     @property
     def wall_ns(self) -> Tuple[int, ...]:
@@ -354,6 +363,9 @@ def _read_variant(reader: _Reader) -> VariantResult:
         warmup_runs=reader.integer("warmup_runs", minimum=0),
         instructions=reader.optional_integer("instructions"),
         instruction_counter=reader.optional_string("instruction_counter"),
+        tree_rss_bytes=reader.optional_integer("tree_rss_bytes", minimum=0),
+        tree_rss_source=reader.optional_string("tree_rss_source"),
+        tree_rss_samples=reader.optional_integer("tree_rss_samples", minimum=0) or 0,
     )
 
 
@@ -450,8 +462,8 @@ class _Reader:
             raise self._fail(key, f"an integer >= {minimum}")
         return value
 
-    def optional_integer(self, key: str) -> Optional[int]:
-        return None if self._data.get(key) is None else self.integer(key, minimum=-(2**31))
+    def optional_integer(self, key: str, minimum: int = -(2**31)) -> Optional[int]:
+        return None if self._data.get(key) is None else self.integer(key, minimum=minimum)
 
     def number(self, key: str) -> float:
         value = self._get(key)

@@ -266,14 +266,46 @@ def test_cachegrind_baseline_not_compared(tmp_path: Path) -> None:
     assert not report.blocking
 
 
-@pytest.mark.parametrize("value", [3, True, ["callgrind"]])
-def test_invalid_instruction_counter(tmp_path: Path, value: object) -> None:
+def test_counter_and_tree_memory_round_trip(tmp_path: Path) -> None:
+    variant = dataclasses.replace(
+        make_variant(STEADY_MS, importtime=BASE_IMPORTS),
+        instructions=2_379_000_000,
+        instruction_counter="callgrind",
+        tree_rss_bytes=143_000_000,
+        tree_rss_source="/proc",
+        tree_rss_samples=80,
+    )
+    baseline = build_baseline(
+        "app:bin", make_result(variant), DEFAULT_HEAVY_MODULES, clock=FakeClock()
+    )
+    path = tmp_path / "app.json"
+
+    write_baseline(path, baseline)
+    stored = read_baseline(path, binary="app:bin")
+
+    assert stored.instruction_counter == "callgrind"
+    assert stored.tree_rss_bytes == 143_000_000
+    assert '"instruction_counter": "callgrind"' in path.read_text()
+    assert '"tree_rss_bytes": 143000000' in path.read_text()
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("instruction_counter", 3, "startup.instruction_counter must be a string or null"),
+        ("tree_rss_bytes", -1, "startup.tree_rss_bytes must be a non-negative number or null"),
+        ("tree_rss_bytes", True, "startup.tree_rss_bytes must be a non-negative number or null"),
+    ],
+)
+def test_invalid_counter_or_tree_memory(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
     path = _record(tmp_path)
     data = json.loads(path.read_text())
-    data["startup"]["instruction_counter"] = value
+    data["startup"][field] = value
     path.write_text(json.dumps(data))
 
-    with pytest.raises(CorruptBaseline, match="startup.instruction_counter must be a string"):
+    with pytest.raises(CorruptBaseline, match=message):
         read_baseline(path, binary="app:bin")
 
 

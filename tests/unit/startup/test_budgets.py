@@ -65,8 +65,61 @@ def test_peak_memory() -> None:
 
     assert _rules(report) == ["peak-memory"]
     assert report.findings[0].message == (
-        "peak RSS 150.0 MB (median of 10 runs) is over the 100 MB budget"
+        "peak RSS 150.0 MB in the largest single process (median of 10 runs) is over the "
+        "100 MB budget"
     )
+
+
+def test_tree_memory_over_budget() -> None:
+    variant = dataclasses.replace(
+        make_variant(STEADY_MS, rss_mb=60.0, importtime=None),
+        tree_rss_bytes=130_000_000,
+        tree_rss_source="/proc",
+        tree_rss_samples=40,
+    )
+
+    report = evaluate(make_result(variant))
+
+    assert _rules(report) == ["peak-memory"]
+    assert report.findings[0].message == (
+        "peak RSS 130.0 MB summed over the process tree (largest of 40 samples from /proc in "
+        "one run, while the largest single process peaked at 60.0 MB) is over the 100 MB budget"
+    )
+    assert report.findings[0].cost is not None
+    assert report.findings[0].cost.mb == pytest.approx(130.0)
+    assert "peak RSS 60.0 MB in one process, 130.0 MB over the process tree" in (
+        report.format_text()
+    )
+
+
+def test_kernel_memory_larger_than_tree() -> None:
+    variant = dataclasses.replace(
+        make_variant(STEADY_MS, rss_mb=150.0, importtime=None),
+        tree_rss_bytes=120_000_000,
+        tree_rss_source="psutil",
+        tree_rss_samples=9,
+    )
+
+    report = evaluate(make_result(variant))
+
+    assert _rules(report) == ["peak-memory"]
+    assert report.findings[0].message.startswith(
+        "peak RSS 150.0 MB in the largest single process (median of 10 runs)"
+    )
+
+
+def test_tree_memory_within_budget() -> None:
+    variant = dataclasses.replace(
+        make_variant(STEADY_MS, rss_mb=20.0, importtime=None),
+        tree_rss_bytes=90_000_000,
+        tree_rss_source="/proc",
+        tree_rss_samples=12,
+    )
+
+    report = evaluate(make_result(variant))
+
+    assert report.findings == ()
+    assert report.tree_rss_bytes == 90_000_000
 
 
 def test_prohibited_and_slow_imports() -> None:

@@ -443,7 +443,11 @@ def test_loop_interleaves_ab() -> None:
 
     variants = harness.run_benchmark(spec, runner)
 
-    assert runner.calls == ["A", "B", "A", "B", "B", "A", "A", "B", "A:importtime", "B:importtime"]
+    # After the timed runs, each variant gets its importtime run, then its memory run.
+    assert runner.calls == [
+        *("A", "B", "A", "B", "B", "A", "A", "B"),
+        *("A:importtime", "A", "B:importtime", "B"),
+    ]
     assert variants["baseline"]["converged"]
     assert len(variants["candidate"]["samples"]) == 3
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -60,3 +61,30 @@ def test_page_without_profile() -> None:
     report = evaluate(make_result(make_variant([100.0] * 7, importtime=None)))
 
     assert "No importtime profile was recorded." in render_html([report])
+
+
+def test_page_shows_both_memory_figures() -> None:
+    variant = dataclasses.replace(
+        make_variant([100.0] * 7, rss_mb=60.0, importtime=None),
+        tree_rss_bytes=130_000_000,
+        tree_rss_source="/proc",
+        tree_rss_samples=30,
+    )
+    report = evaluate(make_result(variant))
+
+    page = render_html([report])
+
+    assert (
+        "Peak memory: 60.0 MB in the largest single process (kernel peak RSS, median of 7 timed "
+        "runs); 130.0 MB summed over the process tree (sampled from /proc in one untimed run)."
+    ) in page
+    assert "peak RSS 130.0 MB summed over the process tree" in page
+
+
+def test_page_without_tree_memory() -> None:
+    report = evaluate(make_result(make_variant([100.0] * 7, importtime=None)))
+
+    page = render_html([report])
+
+    assert "; the process tree was not measured." in page
+    assert "process tree memory not measured" in page

@@ -22,6 +22,7 @@ ONE_COUNTED_RUN: Dict[str, Any] = {
     "min_runs": 1,
     "max_runs": 1,
     "importtime": False,
+    "tree_memory": False,
     "timeout_s": 20.0,
 }
 # Runs argv[2] empty loop iterations, then re-executes the interpreter on this script with

@@ -66,9 +66,50 @@ def test_valid_document() -> None:
     assert result.environment.loadavg == (0.5, 0.4, 0.3)
 
 
+def test_counts_and_tree_memory() -> None:
+    document = copy.deepcopy(DOCUMENT)
+    variant = document["variants"]["baseline"]
+    variant.update(
+        instructions=2_379_000_000,
+        instruction_counter="callgrind",
+        tree_rss_bytes=150_000_000,
+        tree_rss_source="/proc",
+        tree_rss_samples=61,
+    )
+    variant["failures"][0]["phase"] = "memory"
+
+    result = HarnessResult.from_json(document)
+
+    assert result.baseline.instructions == 2_379_000_000
+    assert result.baseline.instruction_counter == "callgrind"
+    assert result.baseline.tree_rss_bytes == 150_000_000
+    assert result.baseline.tree_rss_source == "/proc"
+    assert result.baseline.tree_rss_samples == 61
+    assert result.baseline.failures[0].phase == "memory"
+
+
+def test_tree_memory_missing_means_unmeasured() -> None:
+    result = HarnessResult.from_json(json.dumps(DOCUMENT))
+
+    assert result.baseline.tree_rss_bytes is None
+    assert result.baseline.tree_rss_source is None
+    assert result.baseline.tree_rss_samples == 0
+    assert result.baseline.instruction_counter is None
+
+
 @pytest.mark.parametrize(
     "path, value, message",
     [
+        (
+            ("variants", "baseline", "tree_rss_bytes"),
+            -5,
+            "variants.baseline.tree_rss_bytes: expected an integer >= 0, got -5",
+        ),
+        (
+            ("variants", "baseline", "tree_rss_source"),
+            7,
+            "variants.baseline.tree_rss_source: expected a string, got 7",
+        ),
         (("harness_version",), 2, "harness_version 2 is not supported, expected 1"),
         (
             ("variants", "baseline", "samples", 0, "wall_ns"),
