@@ -154,8 +154,8 @@ async def read_workspace_files(globs: Sequence[str]) -> DigestContents:
     return await Get(DigestContents, PathGlobs(globs))
 
 
-async def find_binary(name: str) -> BinaryPaths:
-    return await Get(BinaryPaths, BinaryPathRequest(binary_name=name, search_path=SEARCH_PATHS))
+async def find_binary(name: str, search_path: Sequence[str] = SEARCH_PATHS) -> BinaryPaths:
+    return await Get(BinaryPaths, BinaryPathRequest(binary_name=name, search_path=search_path))
 
 
 async def run_process(process: Process) -> FallibleProcessResult:

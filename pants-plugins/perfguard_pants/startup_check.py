@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
+from enum import Enum
 from typing import Dict, List, Optional, Tuple
 
 from pants.backend.python.goals.package_pex_binary import PexBinaryFieldSet
@@ -13,6 +14,7 @@ from pants.backend.python.util_rules.pex_environment import PythonExecutable
 from pants.base.build_root import BuildRoot
 from pants.core.goals.package import BuiltPackage
 from pants.core.util_rules.distdir import DistDir
+from pants.core.util_rules.system_binaries import SEARCH_PATHS
 from pants.engine.console import Console
 from pants.engine.fs import Workspace
 from pants.engine.goal import Goal, GoalSubsystem
@@ -25,7 +27,14 @@ from pants.engine.process import (
 )
 from pants.engine.rules import collect_rules, goal_rule
 from pants.engine.target import FilteredTargets, Target
-from pants.option.option_types import BoolOption, FloatOption, IntOption, StrListOption, StrOption
+from pants.option.option_types import (
+    BoolOption,
+    EnumOption,
+    FloatOption,
+    IntOption,
+    StrListOption,
+    StrOption,
+)
 from pants.util.logging import LogLevel
 from pants.util.strutil import pluralize, softwrap
 
@@ -68,6 +77,14 @@ _STORED_BINARY_DIR = f"{_SCRIPT_DIR}/baseline"
 EXIT_OK = 0
 EXIT_BLOCKING = 1
 EXIT_USAGE = 2
+
+
+class InstructionCounting(Enum):
+    """When `startup-check` counts instructions under valgrind."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
 
 
 class StartupCheckSubsystem(GoalSubsystem):
@@ -116,17 +133,24 @@ class StartupCheckSubsystem(GoalSubsystem):
             """
         ),
     )
-    count_instructions = BoolOption(
-        default=False,
+    count_instructions = EnumOption(
+        default=InstructionCounting.AUTO,
         help=softwrap(
             """
-            If true, count each binary's instructions in one more run under valgrind's
+            Whether to count each binary's instructions in one more run under valgrind's
             callgrind, which counts every process and every exec stage of the binary and takes
-            tens of times longer than a normal run. With
+            tens of times longer than a normal run. `auto` counts when valgrind is found on
+            `[startup-check].valgrind_search_path` and otherwise notes in the report that it did
+            not, `always` fails when valgrind is missing, and `never` does not count. With
             `[startup-check].baseline_dir`, a count more than 2% above the baseline's blocks.
             Unlike wall time, the count does not change with other load on the machine.
             """
         ),
+    )
+    valgrind_search_path = StrListOption(
+        default=list(SEARCH_PATHS),
+        advanced=True,
+        help="Folders searched, in order, for the `valgrind` executable.",
     )
     timeout = FloatOption(
         default=30.0, help="Seconds one run of a binary may take before it is killed as hung."
@@ -307,16 +331,17 @@ async def run_startup_check(
         return StartupCheck(exit_code=EXIT_USAGE)
 
     valgrind = None
-    if subsystem.count_instructions:
-        found = await engine_calls.find_binary("valgrind")
-        if found.first_path is None:
+    if subsystem.count_instructions != InstructionCounting.NEVER:
+        found = await engine_calls.find_binary("valgrind", subsystem.valgrind_search_path)
+        if found.first_path is not None:
+            valgrind = found.first_path.path
+        elif subsystem.count_instructions == InstructionCounting.ALWAYS:
             console.print_stderr(
-                "startup-check: `--startup-check-count-instructions` needs valgrind, which was "
-                "not found on the search path; install it (for example `apt-get install "
-                "valgrind`) or drop the option."
+                "startup-check: `[startup-check].count_instructions` is `always`, but valgrind "
+                f"was not found in {', '.join(subsystem.valgrind_search_path)}. Install it (for "
+                "example `apt-get install valgrind`), or set the option to `auto` or `never`."
             )
             return StartupCheck(exit_code=EXIT_USAGE)
-        valgrind = found.first_path.path
 
     builds = await engine_calls.build_binaries([PexBinaryFieldSet.create(t) for t in binaries])
     measured = await _measure(
@@ -348,6 +373,12 @@ async def run_startup_check(
         reports.append(report)
         if report.blocking:
             exit_code = max(exit_code, EXIT_BLOCKING)
+    if valgrind is None and subsystem.count_instructions == InstructionCounting.AUTO:
+        console.print_stdout(
+            "startup-check: instructions were not counted, because valgrind was not found in "
+            f"{', '.join(subsystem.valgrind_search_path)}. Install it (for example `apt-get "
+            "install valgrind`) to count them."
+        )
     for path in await _write_charts(reports, workspace, dist_dir):
         console.print_stderr(f"startup-check: wrote the import chart {path}.")
     failed = sum(1 for item in measured if item.report is None or item.report.blocking)

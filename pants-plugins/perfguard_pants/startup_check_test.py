@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import List
+import os
+from typing import List, Optional
 
 import pytest
+from pants.core.util_rules.system_binaries import SEARCH_PATHS
 from pants.engine.internals.scheduler import ExecutionError
 from pants.testutil.rule_runner import GoalRuleResult, RuleRunner
 
@@ -44,8 +46,12 @@ FILES = {
 }
 
 
-def _run_startup_check(rule_runner: RuleRunner, *args: str) -> GoalRuleResult:
+def _run_startup_check(
+    rule_runner: RuleRunner, *args: str, counting: Optional[str] = "never"
+) -> GoalRuleResult:
+    """Run the goal. `counting` sets `count_instructions`, and None leaves its default."""
     rule_runner.write_files(FILES)
+    counting_args = [] if counting is None else [f"--startup-check-count-instructions={counting}"]
     return rule_runner.run_goal_rule(
         StartupCheck,
         global_args=_global_args(),
@@ -54,6 +60,7 @@ def _run_startup_check(rule_runner: RuleRunner, *args: str) -> GoalRuleResult:
             "--startup-check-warmup=1",
             "--startup-check-min-runs=3",
             "--startup-check-max-runs=3",
+            *counting_args,
             *args,
         ],
         env=pip_workaround_env(),
@@ -130,3 +137,61 @@ def test_int_budget_field(rule_runner: RuleRunner) -> None:
     result = _run_startup_check(rule_runner, "src/whole:whole")
 
     assert result.exit_code == 0
+
+
+_NO_VALGRIND = "--startup-check-valgrind-search-path=['/nonexistent']"
+_NOT_COUNTED = "startup-check: instructions were not counted, because valgrind was not found in"
+
+
+def test_always_without_valgrind(rule_runner: RuleRunner) -> None:
+    result = _run_startup_check(rule_runner, _NO_VALGRIND, "src/app:plain", counting="always")
+
+    assert result.exit_code == 2
+    assert (
+        "`[startup-check].count_instructions` is `always`, but valgrind was not found in "
+        "/nonexistent. Install it"
+    ) in result.stderr
+    assert result.stdout == ""
+
+
+def test_auto_without_valgrind(rule_runner: RuleRunner) -> None:
+    result = _run_startup_check(rule_runner, _NO_VALGRIND, "src/app::", counting=None)
+
+    assert result.exit_code == 0
+    assert result.stdout.count(_NOT_COUNTED) == 1
+    assert f"{_NOT_COUNTED} /nonexistent. Install it" in result.stdout
+    assert "M instructions" not in result.stdout
+    assert "src/app:store: startup check passed" in result.stdout
+
+
+def test_never_counts_nothing(rule_runner: RuleRunner) -> None:
+    # valgrind may be installed here, and `never` must not use it.
+    result = _run_startup_check(rule_runner, "src/app:plain", counting="never")
+
+    assert result.exit_code == 0
+    assert "M instructions" not in result.stdout
+    assert _NOT_COUNTED not in result.stdout
+
+
+def test_invalid_count_instructions(rule_runner: RuleRunner) -> None:
+    with pytest.raises(ExecutionError) as error:
+        _run_startup_check(rule_runner, "src/app:plain", counting="yes")
+
+    assert "Invalid choice 'yes'. Choose from: auto, always, never" in str(error.value)
+
+
+@pytest.mark.skipif(
+    not any(os.path.isfile(os.path.join(d, "valgrind")) for d in SEARCH_PATHS),
+    reason="needs valgrind in the default search path",
+)
+def test_auto_counts_when_found(rule_runner: RuleRunner) -> None:
+    without = _run_startup_check(rule_runner, _NO_VALGRIND, "src/app:plain", counting=None)
+    counted = _run_startup_check(rule_runner, "src/app:plain", counting=None)
+
+    assert without.exit_code == 0
+    assert "M instructions" not in without.stdout
+    # The same binary and budgets, measured again because the spec names valgrind now.
+    assert counted.exit_code == 0
+    assert "M instructions" in counted.stdout
+    assert _NOT_COUNTED not in counted.stdout
+    assert "MB over the process tree" in counted.stdout
