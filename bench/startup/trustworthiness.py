@@ -100,9 +100,11 @@ class Bench:
     def run_trial(self, method: str, scenario: str) -> Dict[str, Any]:
         env_a = {"PYTHONPATH": str(self.injections["aa"])}
         env_b = {"PYTHONPATH": str(self.injections[scenario])}
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         record = getattr(self, "_" + method)(env_a, env_b)
         record["method"] = method
+        record["load_before"] = round(load_before, 2)
         record["wall_s"] = round(time.monotonic() - started, 2)
         return record
 
