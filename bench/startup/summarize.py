@@ -80,7 +80,11 @@ RULES: Dict[str, Tuple[str, Callable[[Record], bool]]] = {
     "perfguard interleaved, Mann-Whitney on wall time": ("perfguard", mann_whitney_wall),
     "perfguard interleaved, Mann-Whitney on CPU time": ("perfguard", mann_whitney_cpu),
     "perfguard interleaved, sign test on pairs": ("perfguard", paired_sign_wall),
-    "perfguard instruction count (cachegrind) > +2%": ("cachegrind", instruction_ratio),
+    "startup-check instruction gate (harness with valgrind) > +2%": (
+        "instructions",
+        instruction_ratio,
+    ),
+    "cachegrind run directly, instruction count > +2%": ("cachegrind", instruction_ratio),
     "hyperfine, mean ± σ intervals apart": ("hyperfine", hyperfine_interval),
     "hyperfine runs, Welch test": ("hyperfine", hyperfine_welch),
     "pyperf compare_to": ("pyperf", pyperf_compare_to),

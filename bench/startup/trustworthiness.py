@@ -10,6 +10,8 @@ A's median startup or 10 ms. A gets an empty `sitecustomize` too, so both sides 
 
 Methods, each with the runs and wall time it used:
   perfguard   the startup harness in A/B mode, A and B runs interleaved, raw samples stored
+  instructions  the startup harness with valgrind set, as `startup-check` runs it: one timed run
+              per side, then one counted run per side, instruction counts compared
   cachegrind  one `valgrind --tool=cachegrind` run per side with PYTHONHASHSEED=0, instruction
               counts compared
   hyperfine   default settings, all runs of A and then all runs of B
@@ -37,7 +39,7 @@ from typing import Any, Dict, List, Mapping
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO / "src" / "perfguard" / "scripts" / "startup_harness.py"
 SCENARIOS = ("aa", "pct5", "ms10")
-METHODS = ("perfguard", "cachegrind", "hyperfine", "pyperf")
+METHODS = ("perfguard", "instructions", "cachegrind", "hyperfine", "pyperf")
 # Timed runs per side for the interleaved harness: 2 x 30 runs of a ~170 ms command plus
 # warm-up fit in the ~40 s that one default pyperf comparison takes on the 2-core bench machine.
 HARNESS_RUNS = 30
@@ -98,9 +100,11 @@ class Bench:
     def run_trial(self, method: str, scenario: str) -> Dict[str, Any]:
         env_a = {"PYTHONPATH": str(self.injections["aa"])}
         env_b = {"PYTHONPATH": str(self.injections[scenario])}
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         record = getattr(self, "_" + method)(env_a, env_b)
         record["method"] = method
+        record["load_before"] = round(load_before, 2)
         record["wall_s"] = round(time.monotonic() - started, 2)
         return record
 
@@ -134,6 +138,15 @@ class Bench:
         ratio = counts["b"] / counts["a"]
         return {"runs": 4, "instructions": counts, "summary": f"instruction ratio {ratio:.4f}"}
 
+    def _instructions(self, env_a: Mapping[str, str], env_b: Mapping[str, str]) -> Dict[str, Any]:
+        valgrind = shutil.which("valgrind")
+        result = self._harness(env_a, env_b, runs=1, warmup=1, valgrind=valgrind)
+        counts = {"a": result["baseline"]["instructions"], "b": result["candidate"]["instructions"]}
+        if None in counts.values():
+            raise RuntimeError(f"the harness reported no instruction count: {counts}")
+        ratio = counts["b"] / counts["a"]
+        return {"runs": 6, "instructions": counts, "summary": f"instruction ratio {ratio:.4f}"}
+
     def _hyperfine(self, env_a: Mapping[str, str], env_b: Mapping[str, str]) -> Dict[str, Any]:
         times = {}
         for side, env in (("a", env_a), ("b", env_b)):
@@ -162,10 +175,11 @@ class Bench:
         text = compared.stdout.strip()
         return {"runs": values, "compare_to": text, "summary": text.replace("\n", " ")[:120]}
 
-    def _harness(self, env_a: Mapping[str, str], env_b: Any, runs: int) -> Dict[str, Any]:
+    def _harness(self, env_a: Mapping[str, str], env_b: Any, runs: int, warmup: int = 2,
+                 valgrind: Any = None) -> Dict[str, Any]:
         spec: Dict[str, Any] = {
-            "command": self.command, "env": dict(env_a), "warmup": 2, "min_runs": runs,
-            "max_runs": runs, "importtime": False,
+            "command": self.command, "env": dict(env_a), "warmup": warmup, "min_runs": runs,
+            "max_runs": runs, "importtime": False, "valgrind": valgrind,
         }
         if env_b is not None:
             spec["candidate"] = {"command": self.command, "env": dict(env_b)}

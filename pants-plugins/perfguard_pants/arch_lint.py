@@ -8,7 +8,8 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import Enum
-from typing import Dict, Iterable, List, Mapping, Sequence, Set, Tuple
+from pathlib import PurePath
+from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple, TypeVar
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import (
@@ -52,11 +53,11 @@ from perfguard.archlint.costs import (
     build_cost_spec,
     find_cost_requests,
     load_cost_output,
-    merge_costs,
     not_measured,
     read_cost_script,
 )
 from perfguard.archlint.cycles import find_cycles
+from perfguard.archlint.file_rules import CostTable
 from perfguard.archlint.graph import build_import_graph
 from perfguard.archlint.model import FileAnalysis
 from perfguard.archlint.output import (
@@ -78,8 +79,17 @@ from perfguard.errors import PerfguardError
 from perfguard.findings import Cost
 from perfguard_pants import engine_calls
 from perfguard_pants.arch_lint_requests import (
+    ArchLintRun,
+    ArchLintRunRequest,
+    CostEnvironment,
+    CostJob,
     CyclesRequest,
     CyclesResult,
+    FileGroupRequest,
+    FileGroupResult,
+    GroupFile,
+    ImportCostsRequest,
+    ImportCostsResult,
     ProbeBatchRequest,
     ProbeBatchResult,
 )
@@ -92,6 +102,8 @@ _PROBE_PATH = f"{_SCRIPT_DIR}/import_probe.py"
 _MANIFEST_PATH = f"{_SCRIPT_DIR}/manifest.json"
 _COST_SCRIPT_PATH = f"{_SCRIPT_DIR}/import_cost.py"
 _COST_SPEC_PATH = f"{_SCRIPT_DIR}/cost_spec.json"
+
+_T = TypeVar("_T")
 
 
 class ArchLintOutputFormat(Enum):
@@ -230,62 +242,41 @@ def _escape_glob(path: str) -> str:
     return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in path)
 
 
-def _python_file_targets(targets: Iterable[Target]) -> List[Target]:
-    by_path: Dict[str, Target] = {}
-    for tgt in targets:
-        if tgt.has_field(PythonSourceField):
-            by_path.setdefault(tgt[PythonSourceField].file_path, tgt)
-    return [by_path[path] for path in sorted(by_path)]
-
-
-async def _dependency_closure(
-    roots: Sequence[Target],
-) -> Tuple[List[Target], List[Sequence[Target]]]:
-    """Return the Python file targets that `roots` reach, sorted by path, and their dependencies.
-
-    Only dependencies on `.py` file targets are followed. In Pants 2.17.1, resolving the
-    address of a `files` generator returned its generated targets under other addresses
-    (`Targets`) or raised a KeyError (`UnexpandedTargets`).
-    NOTE: a `.py` file reached only through a non-Python target, such as a `target()` that
-    lists it, is not analyzed.
-
-    NB: this walks the graph one level per request instead of requesting `TransitiveTargets`,
-    and asks for dependency addresses rather than targets, because on sympy's 1,532 files a
-    warm `TransitiveTargets` request took about 2.4 s while pantsd ran.
-    """
-    seen: Dict[Address, Target] = {tgt.address: tgt for tgt in roots}
-    dependencies: Dict[Address, Tuple[Address, ...]] = {}
-    frontier = list(roots)
-    while frontier:
-        results = await engine_calls.dependency_addresses_of(frontier)
-        new_addresses: Set[Address] = set()
-        for tgt, addresses in zip(frontier, results):
-            dependencies[tgt.address] = tuple(addresses)
-            new_addresses.update(a for a in addresses if a not in seen and _is_python_file(a))
-        if not new_addresses:
-            break
-        frontier = list(await engine_calls.targets_at(sorted(new_addresses)))
-        seen.update((tgt.address, tgt) for tgt in frontier)
-    files = _python_file_targets(seen.values())
-    return files, [[seen[a] for a in dependencies[tgt.address] if a in seen] for tgt in files]
-
-
 def _is_python_file(address: Address) -> bool:
     return address.is_file_target and address.filename.endswith(".py")
 
 
-def _file_edges(
-    files: Sequence[Target], dependencies: Sequence[Iterable[Target]]
-) -> Dict[str, Tuple[str, ...]]:
-    edges: Dict[str, Tuple[str, ...]] = {}
-    for tgt, deps in zip(files, dependencies):
-        importer = tgt[PythonSourceField].file_path
-        imported = {
-            dep[PythonSourceField].file_path for dep in deps if dep.has_field(PythonSourceField)
-        }
-        imported.discard(importer)
-        edges[importer] = tuple(sorted(imported))
-    return edges
+def split_batches(
+    items: Sequence[_T], batch_size: int, path_of: Callable[[_T], str]
+) -> List[List[_T]]:
+    """Split path-sorted `items` into batches of about `batch_size` files.
+
+    A batch ends after a file whose path hashes to 0 modulo `batch_size`, or at four times
+    that size. The boundaries depend only on the paths around them, so adding or removing a
+    file changes its own batch (and the next, when the cap cut it) while the engine reuses the
+    cached results of all the others. Fixed-size slices would shift every later batch instead.
+    """
+    size = max(1, batch_size)
+    batches: List[List[_T]] = []
+    current: List[_T] = []
+    for item in items:
+        current.append(item)
+        if zlib.crc32(path_of(item).encode()) % size == 0 or len(current) >= 4 * size:
+            batches.append(current)
+            current = []
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _group_requests(
+    files: Iterable[Tuple[Address, str]], batch_size: int, introspected_classes: Tuple[str, ...]
+) -> List[FileGroupRequest]:
+    ordered = sorted(files, key=lambda item: (item[1], item[0]))
+    return [
+        FileGroupRequest(tuple(address for address, _ in batch), introspected_classes)
+        for batch in split_batches(ordered, batch_size, lambda item: item[1])
+    ]
 
 
 async def _module_names(paths: Iterable[str]) -> Dict[str, str]:
@@ -293,7 +284,7 @@ async def _module_names(paths: Iterable[str]) -> Dict[str, str]:
     roots = await engine_calls.source_roots(paths)
     modules = {}
     for path in paths:
-        root = roots.path_to_root.get(_pure(path))
+        root = roots.path_to_root.get(PurePath(path))
         relative = os.path.relpath(path, root.path) if root and root.path not in ("", ".") else path
         module = relative[: -len(".py")].replace(os.sep, ".")
         if module.endswith(".__init__"):
@@ -302,60 +293,115 @@ async def _module_names(paths: Iterable[str]) -> Dict[str, str]:
     return modules
 
 
-def _pure(path: str):  # type: ignore[no-untyped-def]
-    from pathlib import PurePath
+@rule(desc="Analyze a group of Python files for arch-lint", level=LogLevel.DEBUG)
+async def analyze_file_group(
+    request: FileGroupRequest, python_setup: PythonSetup
+) -> FileGroupResult:
+    """Resolve, parse and locate one group of files, as a unit that the engine memoizes.
 
-    return PurePath(path)
-
-
-def _probe_requests(
-    files: Sequence[Target],
-    modules: Mapping[str, str],
-    config: ArchLintConfig,
-    batch_size: int,
-    python_setup: PythonSetup,
-) -> List[ProbeBatchRequest]:
-    """Split `files` into batches, each under the interpreter that its targets run on."""
-    groups: Dict[InterpreterConstraints, List[Target]] = defaultdict(list)
-    for tgt in files:
+    After an edit pantsd runs again only the group of the edited file (and of files whose
+    inferred dependencies changed); the run that combines the groups reuses the rest.
+    """
+    targets = [
+        tgt
+        for tgt in await engine_calls.targets_at(request.addresses)
+        if tgt.has_field(PythonSourceField)
+    ]
+    dependencies = await engine_calls.dependency_addresses_of(targets)
+    paths = [tgt[PythonSourceField].file_path for tgt in targets]
+    modules = await _module_names(paths)
+    by_constraints: Dict[InterpreterConstraints, List[Target]] = defaultdict(list)
+    environments = []
+    for tgt in targets:
         ics = InterpreterConstraints.create_from_compatibility_fields(
             [tgt[InterpreterConstraintsField]], python_setup
         )
-        groups[ics].append(tgt)
-    requests = []
-    for ics in sorted(groups, key=str):
-        for batch in split_batches(groups[ics], batch_size):
-            requests.append(
-                ProbeBatchRequest(
-                    constraints=ics,
-                    sources=tuple(tgt[PythonSourceField] for tgt in batch),
-                    inputs=tuple(_probe_input(tgt, modules) for tgt in batch),
-                    introspected_classes=config.introspected_classes,
-                )
+        by_constraints[ics].append(tgt)
+        resolve = tgt.get(PythonResolveField).normalized_value(python_setup)
+        environments.append(CostEnvironment(ics, resolve))
+    probes = await engine_calls.probe_batches(
+        [
+            ProbeBatchRequest(
+                constraints=ics,
+                sources=tuple(tgt[PythonSourceField] for tgt in group),
+                inputs=tuple(_probe_input(tgt, modules) for tgt in group),
+                introspected_classes=request.introspected_classes,
             )
-    return requests
+            for ics, group in sorted(by_constraints.items(), key=lambda item: str(item[0]))
+        ]
+    )
+    return FileGroupResult(
+        files=tuple(
+            GroupFile(
+                address=tgt.address,
+                path=path,
+                environment=environment,
+                dependencies=tuple(a for a in addresses if _is_python_file(a)),
+            )
+            for tgt, path, environment, addresses in zip(targets, paths, environments, dependencies)
+        ),
+        analyses=tuple(analysis for probe in probes for analysis in probe.files),
+        failures=tuple(probe.failure for probe in probes if probe.failure is not None),
+    )
 
 
-def split_batches(files: Sequence[Target], batch_size: int) -> List[List[Target]]:
-    """Split path-sorted `files` into batches of about `batch_size` files.
+async def _analyze_groups(
+    roots: Sequence[Tuple[Address, str]], batch_size: int, introspected_classes: Tuple[str, ...]
+) -> Tuple[List[GroupFile], List[FileAnalysis], List[str]]:
+    """Analyze `roots` and every Python file they reach, one group of files per request.
 
-    A batch ends after a file whose path hashes to 0 modulo `batch_size`, or at four times
-    that size. The boundaries depend only on the paths around them, so adding or removing a
-    file changes its own batch (and the next, when the cap cut it) while the engine reuses the
-    cached results of all the others. Fixed-size slices would shift every later batch instead.
+    Only dependencies on `.py` file targets are followed. In Pants 2.17.1, resolving the
+    address of a `files` generator returned its generated targets under other addresses
+    (`Targets`) or raised a KeyError (`UnexpandedTargets`).
+    NOTE: a `.py` file reached only through a non-Python target, such as a `target()` that
+    lists it, is not analyzed.
+
+    NB: this walks the graph one level per request instead of requesting `TransitiveTargets`,
+    because on sympy's 1,532 files a warm `TransitiveTargets` request took about 2.4 s while
+    pantsd ran. Each level is requested in groups of files, so a warm run after an edit repeats
+    the work of one group.
     """
-    size = max(1, batch_size)
-    batches: List[List[Target]] = []
-    current: List[Target] = []
-    for tgt in files:
-        current.append(tgt)
-        path = tgt[PythonSourceField].file_path.encode()
-        if zlib.crc32(path) % size == 0 or len(current) >= 4 * size:
-            batches.append(current)
-            current = []
-    if current:
-        batches.append(current)
-    return batches
+    seen: Set[Address] = {address for address, _ in roots}
+    files: List[GroupFile] = []
+    analyses: List[FileAnalysis] = []
+    failures: List[str] = []
+    requests = _group_requests(roots, batch_size, introspected_classes)
+    while requests:
+        results = await engine_calls.file_groups(requests)
+        new_addresses: Set[Address] = set()
+        for result in results:
+            files.extend(result.files)
+            analyses.extend(result.analyses)
+            failures.extend(result.failures)
+            for group_file in result.files:
+                new_addresses.update(a for a in group_file.dependencies if a not in seen)
+        if not new_addresses:
+            break
+        seen.update(new_addresses)
+        reached = [
+            (tgt.address, tgt[PythonSourceField].file_path)
+            for tgt in await engine_calls.targets_at(sorted(new_addresses))
+            if tgt.has_field(PythonSourceField)
+        ]
+        requests = _group_requests(reached, batch_size, introspected_classes)
+    return files, analyses, failures
+
+
+def _file_edges(files: Sequence[GroupFile]) -> Dict[str, Tuple[str, ...]]:
+    path_of = {group_file.address: group_file.path for group_file in files}
+    edges: Dict[str, Tuple[str, ...]] = {}
+    for group_file in files:
+        imported = {path_of[a] for a in group_file.dependencies if a in path_of}
+        imported.discard(group_file.path)
+        edges[group_file.path] = tuple(sorted(imported | set(edges.get(group_file.path, ()))))
+    return edges
+
+
+def _unique_by_path(analyses: Iterable[FileAnalysis]) -> List[FileAnalysis]:
+    by_path: Dict[str, FileAnalysis] = {}
+    for analysis in analyses:
+        by_path.setdefault(analysis.path, analysis)
+    return [by_path[path] for path in sorted(by_path)]
 
 
 @rule(desc="Parse Python sources for arch-lint", level=LogLevel.DEBUG)
@@ -396,24 +442,6 @@ async def find_import_cycles(request: CyclesRequest) -> CyclesResult:
     return CyclesResult(find_cycles(request.graph, focus_paths=request.focus_paths))
 
 
-async def _probe(
-    files: Sequence[Target],
-    modules: Mapping[str, str],
-    config: ArchLintConfig,
-    batch_size: int,
-    python_setup: PythonSetup,
-) -> Tuple[List[FileAnalysis], List[str]]:
-    requests = _probe_requests(files, modules, config, batch_size, python_setup)
-    results = await engine_calls.probe_batches(requests)
-    analyses: List[FileAnalysis] = []
-    failures: List[str] = []
-    for result in results:
-        analyses.extend(result.files)
-        if result.failure is not None:
-            failures.append(result.failure)
-    return analyses, failures
-
-
 def _probe_input(tgt: Target, modules: Mapping[str, str]) -> ProbeInput:
     path = tgt[PythonSourceField].file_path
     return ProbeInput(
@@ -437,73 +465,58 @@ def _probe_failure(ics_text: str, request: ProbeBatchRequest, result: FalliblePr
     )
 
 
-@dataclass(frozen=True)
-class _CostEnvironment:
-    """Interpreter constraints and resolve shared by the targets measured in one virtualenv."""
-
-    constraints: InterpreterConstraints
-    resolve: str
-
-    def describe(self) -> str:
-        resolve = "" if self.resolve == "<ignore>" else f", resolve {self.resolve}"
-        return f"the requirements of the importing targets ({self.constraints}{resolve})"
-
-
-def _cost_environments(
-    result: ArchLintResult, files_by_path: Mapping[str, Target], python_setup: PythonSetup
-) -> Dict[_CostEnvironment, Dict[str, List[Address]]]:
+def _cost_jobs(result: ArchLintResult, files: Sequence[GroupFile]) -> Tuple[CostJob, ...]:
     """Group the modules to measure by the environment of the files that import them."""
-    environments: Dict[_CostEnvironment, Dict[str, List[Address]]] = defaultdict(dict)
+    by_path = {group_file.path: group_file for group_file in files}
+    importers: Dict[CostEnvironment, Dict[str, Set[Address]]] = defaultdict(dict)
     for request in find_cost_requests(result):
         for path in request.importer_paths:
-            tgt = files_by_path[path]
-            ics = InterpreterConstraints.create_from_compatibility_fields(
-                [tgt[InterpreterConstraintsField]], python_setup
-            )
-            resolve = tgt.get(PythonResolveField).normalized_value(python_setup)
-            importers = environments[_CostEnvironment(ics, resolve)]
-            importers.setdefault(request.module, []).append(tgt.address)
-    return environments
+            group_file = by_path[path]
+            modules = importers[group_file.environment]
+            modules.setdefault(request.module, set()).add(group_file.address)
+    return tuple(
+        CostJob(
+            environment=env,
+            modules=tuple(sorted(importers[env])),
+            addresses=tuple(sorted({a for found in importers[env].values() for a in found})),
+        )
+        for env in sorted(importers, key=lambda env: (str(env.constraints), env.resolve))
+    )
 
 
-async def _measure_costs(
-    result: ArchLintResult,
-    files_by_path: Mapping[str, Target],
-    runs: int,
-    python_setup: PythonSetup,
-) -> Dict[str, Cost]:
+@rule(desc="Measure import costs for arch-lint", level=LogLevel.DEBUG)
+async def measure_import_costs(request: ImportCostsRequest) -> ImportCostsResult:
     """Measure each heavy module once per environment, in a requirements-only virtualenv.
 
     The processes are cached per (module, environment) like any other build step, so a module
     is measured again only when its environment's requirements or interpreter change. They
     run one at a time so that they do not slow each other down.
     """
-    environments = _cost_environments(result, files_by_path, python_setup)
-    if not environments:
-        return {}
-    keys = sorted(environments, key=lambda env: (str(env.constraints), env.resolve))
     venvs = await engine_calls.venv_pexes(
         [
             PexFromTargetsRequest(
-                sorted({a for addresses in environments[env].values() for a in addresses}),
+                job.addresses,
                 output_filename="arch-lint-import-cost.pex",
                 internal_only=True,
                 include_source_files=False,
-                hardcoded_interpreter_constraints=env.constraints,
-                description=f"Build the environment that measures import costs ({env.constraints})",
+                hardcoded_interpreter_constraints=job.environment.constraints,
+                description=(
+                    "Build the environment that measures import costs "
+                    f"({job.environment.constraints})"
+                ),
             )
-            for env in keys
+            for job in request.jobs
         ]
     )
-    jobs = [
-        (env, venv, module, build_cost_spec([module], runs=runs))
-        for env, venv in zip(keys, venvs)
-        for module in sorted(environments[env])
+    runs = [
+        (job.environment, venv, module, build_cost_spec([module], runs=request.runs))
+        for job, venv in zip(request.jobs, venvs)
+        for module in job.modules
     ]
     inputs = await engine_calls.create_digests(
         [
             {_COST_SCRIPT_PATH: read_cost_script(), _COST_SPEC_PATH: spec.encode()}
-            for *_, spec in jobs
+            for *_, spec in runs
         ]
     )
     processes = await engine_calls.venv_pex_processes(
@@ -515,19 +528,19 @@ async def _measure_costs(
                 description=f"Measure the import cost of {module} ({env.constraints})",
                 level=LogLevel.DEBUG,
             )
-            for (env, venv, module, _), digest in zip(jobs, inputs)
+            for (env, venv, module, _), digest in zip(runs, inputs)
         ]
     )
-    measured: List[Dict[str, Cost]] = []
-    for (env, _, module, _), process in zip(jobs, processes):
+    measured: List[Tuple[str, str, Cost]] = []
+    for (env, _, module, _), process in zip(runs, processes):
         outcome = await engine_calls.run_process(process)
-        measured.append(_cost_from_result(module, env, outcome))
-    # NOTE: a module imported in two environments gets the first measured figure of the two.
-    return merge_costs(measured)
+        for name, cost in _cost_from_result(module, env, outcome).items():
+            measured.append((env.describe(), name, cost))
+    return ImportCostsResult(tuple(measured))
 
 
 def _cost_from_result(
-    module: str, env: _CostEnvironment, outcome: FallibleProcessResult
+    module: str, env: CostEnvironment, outcome: FallibleProcessResult
 ) -> Dict[str, Cost]:
     if outcome.exit_code != 0:
         stderr = outcome.stderr.decode(errors="replace").strip().splitlines()
@@ -540,12 +553,47 @@ def _cost_from_result(
         return {module: not_measured(str(e))}
 
 
+@rule(desc="Check Python sources against the arch-lint rules", level=LogLevel.DEBUG)
+async def check_arch_lint(request: ArchLintRunRequest) -> ArchLintRun:
+    """Run every rule on the requested files and the files they reach.
+
+    The engine memoizes the whole check, so a warm run with nothing changed only renders
+    the result, and one after an edit combines memoized groups with the edited file's group.
+    """
+    config = request.config
+    files, analyses, failures = await _analyze_groups(
+        request.roots, request.batch_size, config.introspected_classes
+    )
+    if failures:
+        return ArchLintRun(None, tuple(failures))
+    unique = _unique_by_path(analyses)
+    graph = build_import_graph(unique, _file_edges(files))
+    cycles = await engine_calls.import_cycles(CyclesRequest.create(graph, request.focus))
+    result = analyze(
+        unique, config, graph=graph, focus_paths=request.focus, cycle_components=cycles.components
+    )
+    jobs = _cost_jobs(result, files) if request.measure_costs else ()
+    if jobs:
+        measured = await engine_calls.import_costs(ImportCostsRequest(jobs, request.cost_runs))
+        environment_of = {
+            group_file.path: group_file.environment.describe() for group_file in files
+        }
+        result = analyze(
+            unique,
+            config,
+            graph=graph,
+            focus_paths=request.focus,
+            module_costs=CostTable.create(measured.costs, environment_of),
+            cycle_components=cycles.components,
+        )
+    return ArchLintRun(result, ())
+
+
 @goal_rule
 async def run_arch_lint(
     console: Console,
     subsystem: ArchLintSubsystem,
     targets: FilteredTargets,
-    python_setup: PythonSetup,
     build_root: BuildRoot,
 ) -> ArchLint:
     roots = [tgt for tgt in targets if tgt.has_field(PythonSourceField)]
@@ -560,39 +608,30 @@ async def run_arch_lint(
     if not focus:
         console.print_stderr("arch-lint: no Python source targets matched; nothing to check.")
         return ArchLint(exit_code=EXIT_OK)
-
-    files, dependencies = await _dependency_closure(roots)
-    edges = _file_edges(files, dependencies)
-    modules = await _module_names(tgt[PythonSourceField].file_path for tgt in files)
-    analyses, failures = await _probe(files, modules, config, subsystem.batch_size, python_setup)
-    if failures:
-        for failure in failures:
-            console.print_stderr(failure)
-        return ArchLint(exit_code=EXIT_USAGE)
-
-    graph = build_import_graph(analyses, edges)
-    cycles = await engine_calls.import_cycles(CyclesRequest.create(graph, frozenset(focus)))
-    result = analyze(
-        analyses, config, graph=graph, focus_paths=focus, cycle_components=cycles.components
-    )
-    if subsystem.measure_costs and find_cost_requests(result):
-        files_by_path = {tgt[PythonSourceField].file_path: tgt for tgt in files}
-        costs = await _measure_costs(result, files_by_path, subsystem.cost_runs, python_setup)
-        result = analyze(
-            analyses,
-            config,
-            graph=graph,
-            focus_paths=focus,
-            module_costs=costs,
-            cycle_components=cycles.components,
-        )
-    baseline_result = None
     if subsystem.update_baseline and not subsystem.baseline:
         console.print_stderr(
             "arch-lint: `--arch-lint-update-baseline` needs `[arch-lint].baseline`, the file to "
             "write, for example `--arch-lint-baseline=arch-lint-baseline.json`."
         )
         return ArchLint(exit_code=EXIT_USAGE)
+
+    run = await engine_calls.arch_lint_run(
+        ArchLintRunRequest(
+            roots=tuple(sorted((tgt.address, tgt[PythonSourceField].file_path) for tgt in roots)),
+            focus=frozenset(focus),
+            config=config,
+            batch_size=subsystem.batch_size,
+            measure_costs=subsystem.measure_costs,
+            cost_runs=subsystem.cost_runs,
+        )
+    )
+    if run.result is None:
+        for failure in run.failures:
+            console.print_stderr(failure)
+        return ArchLint(exit_code=EXIT_USAGE)
+    result = run.result
+
+    baseline_result = None
     if subsystem.baseline:
         baseline_path = os.path.join(build_root.path, subsystem.baseline)
         try:

@@ -49,8 +49,14 @@ from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from pants.util.logging import LogLevel
 
 from perfguard_pants.arch_lint_requests import (
+    ArchLintRun,
+    ArchLintRunRequest,
     CyclesRequest,
     CyclesResult,
+    FileGroupRequest,
+    FileGroupResult,
+    ImportCostsRequest,
+    ImportCostsResult,
     ProbeBatchRequest,
     ProbeBatchResult,
 )
@@ -189,6 +195,18 @@ async def probe_batches(requests: Sequence[ProbeBatchRequest]) -> Tuple[ProbeBat
 
 async def import_cycles(request: CyclesRequest) -> CyclesResult:
     return await Get(CyclesResult, CyclesRequest, request)
+
+
+async def file_groups(requests: Sequence[FileGroupRequest]) -> Tuple[FileGroupResult, ...]:
+    return await MultiGet(Get(FileGroupResult, FileGroupRequest, r) for r in requests)
+
+
+async def import_costs(request: ImportCostsRequest) -> ImportCostsResult:
+    return await Get(ImportCostsResult, ImportCostsRequest, request)
+
+
+async def arch_lint_run(request: ArchLintRunRequest) -> ArchLintRun:
+    return await Get(ArchLintRun, ArchLintRunRequest, request)
 
 
 def rules():  # type: ignore[no-untyped-def]

@@ -75,6 +75,11 @@ FILES = {
         "class Box[T]:\n"
         "    item: T\n"
     ),
+    # One heavy module imported under two interpreters, measured once in each.
+    "src/envs/old/BUILD": "python_sources()",
+    "src/envs/old/protocols.py": "import asyncio\n",
+    "src/envs/new/BUILD": "python_sources(interpreter_constraints=['CPython==3.12.*'])",
+    "src/envs/new/protocols.py": "import asyncio\n",
     "src/clean/BUILD": "python_sources()",
     "src/clean/__init__.py": "",
     "src/clean/util.py": "import json\n\nDUMPS = json.dumps\n",
@@ -175,6 +180,25 @@ def test_python312_target(repo: PantsRepo) -> None:
     assert "src/modern/protocols.py:1: heavy-import [critical]" in result.stdout
     assert "'torch'" in result.stdout
     assert "parse-error" not in result.stdout
+
+
+def test_costs_per_environment(repo: PantsRepo) -> None:
+    result = repo.run(
+        "arch-lint",
+        "--arch-lint-heavy-modules=['asyncio']",
+        "--arch-lint-cost-runs=1",
+        "--arch-lint-output-format=json",
+        "src/envs::",
+    )
+
+    assert result.exit_code == 1, result.stderr
+    costs = {finding["path"]: finding["cost"] for finding in _findings(result)}
+    assert "Python 3.9." in costs["src/envs/old/protocols.py"]["note"]
+    assert "(CPython==3.9.*)" in costs["src/envs/old/protocols.py"]["note"]
+    assert "Python 3.12." in costs["src/envs/new/protocols.py"]["note"]
+    assert "(CPython==3.12.*)" in costs["src/envs/new/protocols.py"]["note"]
+    report = json.loads(result.stdout)
+    assert report["measured_cost_ms"] == max(cost["ms"] for cost in costs.values())
 
 
 def test_non_blocking_targets(repo: PantsRepo) -> None:

@@ -153,7 +153,23 @@ def _ordered_copy(subgraph: nx.DiGraph) -> nx.DiGraph:
 
 
 def _enumerate_cycles(graph: nx.DiGraph, kind: CycleKind) -> Tuple[List[Cycle], bool]:
-    scanned = list(itertools.islice(nx.simple_cycles(graph), MAX_CYCLES_SCANNED + 1))
+    """List the cycles of `graph` whose kind is `kind`, at most MAX_CYCLES_SCANNED of them.
+
+    networkx walks components that it keeps in sets, so with string nodes the walk, and which
+    cycles fall under the cap, would change with each process's string hash seed. Nodes are
+    therefore numbered in sorted order, since integers hash to themselves.
+    """
+    names = sorted(graph.nodes)
+    numbered = nx.DiGraph()
+    numbered.add_nodes_from(range(len(names)))
+    number = {name: index for index, name in enumerate(names)}
+    numbered.add_edges_from(
+        sorted((number[importer], number[imported]) for importer, imported in graph.edges)
+    )
+    scanned = [
+        [names[index] for index in cycle]
+        for cycle in itertools.islice(nx.simple_cycles(numbered), MAX_CYCLES_SCANNED + 1)
+    ]
     complete = len(scanned) <= MAX_CYCLES_SCANNED
     if not complete:
         scanned = scanned[:MAX_CYCLES_SCANNED]

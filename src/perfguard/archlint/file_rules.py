@@ -7,7 +7,8 @@ A nested class counts toward each enclosing class and is also checked on its own
 
 from __future__ import annotations
 
-from typing import AbstractSet, Iterator, List, Mapping, Optional, Tuple
+from dataclasses import dataclass
+from typing import AbstractSet, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from perfguard.archlint.config import RULES, ArchLintConfig
 from perfguard.archlint.model import FileAnalysis, ImportRecord
@@ -41,7 +42,7 @@ def find_heavy_imports(
     config: ArchLintConfig,
     *,
     first_party: AbstractSet[str],
-    module_costs: Optional[Mapping[str, Cost]],
+    module_costs: Optional[Costs],
 ) -> Iterator[Finding]:
     """Report runtime imports of heavy modules in protocol files."""
     if analysis.error is not None or not config.is_protocol_path(analysis.path):
@@ -53,7 +54,7 @@ def find_heavy_imports(
         if heavy is None:
             continue
         imported, root = heavy
-        cost = lookup_cost(module_costs, imported, root)
+        cost = lookup_cost(module_costs, imported, root, analysis.path)
         guard = " inside try/except ImportError" if record.in_try_import_error else ""
         yield Finding(
             rule_id="heavy-import",
@@ -165,9 +166,41 @@ def find_invalid_suppressions(analysis: FileAnalysis, config: ArchLintConfig) ->
         )
 
 
+@dataclass(frozen=True)
+class CostTable:
+    """Measured costs per environment, and the environment that each importing file runs in.
+
+    A module imported by files of two environments (interpreters or resolves) has one figure
+    per environment, and each finding shows the figure of its own file's environment.
+    """
+
+    costs: Mapping[str, Mapping[str, Cost]]
+    environment_of: Mapping[str, str]
+
+    @classmethod
+    def create(
+        cls, measured: Iterable[Tuple[str, str, Cost]], environment_of: Mapping[str, str]
+    ) -> "CostTable":
+        costs: Dict[str, Dict[str, Cost]] = {}
+        for environment, module, cost in measured:
+            costs.setdefault(environment, {})[module] = cost
+        return cls(costs, dict(environment_of))
+
+    def for_path(self, path: str) -> Mapping[str, Cost]:
+        return self.costs.get(self.environment_of.get(path, ""), {})
+
+
+# Costs of one environment by module name, or a table with one such mapping per environment.
+Costs = Union[Mapping[str, Cost], CostTable]
+
+
 def lookup_cost(
-    module_costs: Optional[Mapping[str, Cost]], module: str, root: str
+    module_costs: Optional[Costs], module: str, root: str, importer_path: str
 ) -> Optional[Cost]:
+    """Return the cost of `module` (else of its top-level package `root`) where `importer_path`
+    imports it, or None when it was not measured."""
+    if isinstance(module_costs, CostTable):
+        module_costs = module_costs.for_path(importer_path)
     if not module_costs:
         return None
     return module_costs.get(module) or module_costs.get(root)

@@ -7,10 +7,10 @@ from typing import AbstractSet, Dict, Iterator, List, Mapping, Optional, Sequenc
 
 from perfguard.archlint.config import DEFERRED_CYCLE_SEVERITY, TYPING_CYCLE_SEVERITY, ArchLintConfig
 from perfguard.archlint.cycles import BreakingMethod, Cycle, CycleComponent, CycleKind
-from perfguard.archlint.file_rules import describe_cost, find_heavy_module, lookup_cost
+from perfguard.archlint.file_rules import Costs, describe_cost, find_heavy_module, lookup_cost
 from perfguard.archlint.graph import EdgeKind, ImportEdge, ImportGraph
 from perfguard.archlint.model import FileAnalysis, ImportRecord
-from perfguard.findings import Cost, Finding, Location, Severity
+from perfguard.findings import Finding, Location, Severity
 
 
 def find_transitive_heavy_imports(
@@ -19,7 +19,7 @@ def find_transitive_heavy_imports(
     config: ArchLintConfig,
     *,
     first_party: AbstractSet[str],
-    module_costs: Optional[Mapping[str, Cost]],
+    module_costs: Optional[Costs],
 ) -> Iterator[Finding]:
     """Report protocol files that reach a heavy module through first-party runtime imports.
 
@@ -92,9 +92,9 @@ def _transitive_finding(
     imported: str,
     heavy: str,
     config: ArchLintConfig,
-    module_costs: Optional[Mapping[str, Cost]],
+    module_costs: Optional[Costs],
 ) -> Finding:
-    cost = lookup_cost(module_costs, imported, heavy)
+    cost = lookup_cost(module_costs, imported, heavy, reached.path)
     steps = [edge.describe() for edge in chain]
     steps.append(f"{reached.path}:{record.line} imports {imported}")
     first = chain[0]

@@ -27,7 +27,10 @@ SCHEMA: Dict[str, Any] = {
     "files_analyzed": "int: number of probed files",
     "blocking": "bool: true when the exit code is 1",
     "counts": "object: severity name to number of reported findings",
-    "measured_cost_ms": "number or null: measured cost of the modules findings name, each once",
+    "measured_cost_ms": (
+        "number or null: measured cost of the modules findings name, each once, at its largest "
+        "figure across environments"
+    ),
     "measured_cost_mb": "number or null: summed peak-memory growth of those modules, each once",
     "unmeasured_modules": "list of str: modules that findings name but that were not measured",
     "findings": {
@@ -151,13 +154,23 @@ def _count(findings: Sequence[Finding]) -> Dict[str, int]:
 
 
 def _costs_by_module(findings: Sequence[Finding]) -> Dict[str, Optional[Cost]]:
-    """Map each module that findings name to its cost, so totals count every module once."""
+    """Map each module that findings name to its cost, so totals count every module once.
+
+    A module measured in several environments counts with its largest figure.
+    """
     per_module: Dict[str, Optional[Cost]] = {}
     for finding in findings:
         module = finding.data.get("cost_module")
-        if module:
-            if per_module.get(str(module)) is None:
-                per_module[str(module)] = finding.cost
+        if not module:
+            continue
+        current = per_module.get(str(module))
+        cost = finding.cost
+        if (
+            current is None
+            or current.ms is None
+            or (cost is not None and cost.ms is not None and cost.ms > current.ms)
+        ):
+            per_module[str(module)] = cost if cost is not None else current
     return per_module
 
 

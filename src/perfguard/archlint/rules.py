@@ -9,6 +9,7 @@ from typing import Collection, Dict, List, Mapping, Optional, Sequence, Set, Tup
 from perfguard.archlint.config import ArchLintConfig
 from perfguard.archlint.cycles import CycleComponent, find_cycles
 from perfguard.archlint.file_rules import (
+    Costs,
     find_god_objects,
     find_guarded_names_at_runtime,
     find_heavy_imports,
@@ -18,7 +19,7 @@ from perfguard.archlint.file_rules import (
 from perfguard.archlint.graph import ImportGraph, build_edges_from_imports, build_import_graph
 from perfguard.archlint.graph_rules import find_cycle_findings, find_transitive_heavy_imports
 from perfguard.archlint.model import FileAnalysis, Suppression
-from perfguard.findings import Cost, Finding, Severity
+from perfguard.findings import Finding, Severity
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def analyze(
     *,
     edges: Optional[Mapping[str, Sequence[str]]] = None,
     focus_paths: Optional[Collection[str]] = None,
-    module_costs: Optional[Mapping[str, Cost]] = None,
+    module_costs: Optional[Costs] = None,
     graph: Optional[ImportGraph] = None,
     cycle_components: Optional[Sequence[CycleComponent]] = None,
 ) -> ArchLintResult:
@@ -76,7 +77,8 @@ def analyze(
             edges come from the probed imports that resolve to other files in `files`.
         focus_paths: when given, only findings in these files and cycles through them are
             reported. The graph and cycles are still computed over all files.
-        module_costs: measured startup cost per module, attached to heavy-import findings.
+        module_costs: measured startup cost per module, attached to heavy-import findings, or
+            a `CostTable` with one figure per module and environment.
         graph: the result of `build_import_graph(files, edges)`, when the caller already has
             it. `edges` is then ignored.
         cycle_components: the result of `find_cycles(graph, focus_paths=focus_paths)`, when

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import subprocess
+import sys
 from typing import Dict, List, Sequence, Tuple
 
 import networkx as nx
@@ -172,6 +175,37 @@ def test_cycles_are_deterministic() -> None:
         shuffled_edges = {key: list(reversed(value)) for key, value in items}
         result = analyze(shuffled_files, ArchLintConfig(), edges=shuffled_edges)
         assert result.findings == expected.findings
+
+
+_CAPPED_CYCLES_SCRIPT = """
+import hashlib, itertools, sys
+from perfguard.archlint.cycles import MAX_CYCLES_SCANNED, find_cycles
+from perfguard.archlint.graph import EdgeKind, ImportEdge, ImportGraph
+nodes = ["pkg/m%02d.py" % i for i in range(11)]
+edges = sorted(ImportEdge(a, b, EdgeKind.runtime, 1, 0) for a, b in itertools.permutations(nodes, 2))
+(component,) = find_cycles(ImportGraph(tuple(edges)))
+assert not component.complete and component.omitted_cycles > 0, component.omitted_cycles
+text = repr([[edge.describe() for edge in cycle.edges] for cycle in component.cycles])
+print(hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def test_capped_cycles_do_not_depend_on_hash_seed() -> None:
+    # A complete graph of 11 files holds millions of cycles, so only the first
+    # MAX_CYCLES_SCANNED are scanned; which ones must not change from one process to the next.
+    digests = set()
+    for seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join(sys.path))
+        result = subprocess.run(
+            [sys.executable, "-c", _CAPPED_CYCLES_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_cycles_listed_once_rotated() -> None:

@@ -91,6 +91,10 @@ def _paths(batches: List[List[Any]]) -> List[Tuple[str, ...]]:
     return [tuple(tgt[PythonSourceField].file_path for tgt in batch) for batch in batches]
 
 
+def _path(tgt: Any) -> str:
+    return str(tgt[PythonSourceField].file_path)
+
+
 def _file_targets(paths: Iterable[str]) -> List[Any]:
     return [
         PythonSourceTarget(
@@ -102,9 +106,9 @@ def _file_targets(paths: Iterable[str]) -> List[Any]:
 
 def test_batches_change_locally_on_insert() -> None:
     names = [f"src/mod_{index:04d}.py" for index in range(400)]
-    before = _paths(split_batches(_file_targets(names), 16))
+    before = _paths(split_batches(_file_targets(names), 16, _path))
 
-    after = _paths(split_batches(_file_targets(names + ["src/mod_0200a.py"]), 16))
+    after = _paths(split_batches(_file_targets(names + ["src/mod_0200a.py"]), 16, _path))
 
     assert sum(len(batch) for batch in before) == 400
     assert max(len(batch) for batch in before) <= 64
