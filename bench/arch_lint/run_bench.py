@@ -371,7 +371,7 @@ def _edited_runs(fixture: Path, args: Sequence[str]) -> List[Dict]:
 
     The assignment changes what the probe reports about the file, so arch-lint's combined
     result is computed again, as after a real edit. After each timed run the file is restored
-    and `args` runs once untimed, so the next timed run sees one changed file only.
+    and `args` runs once untimed, so the next timed run starts from one changed file only.
     """
     runs = []
     for path in EDITED_FILES:
