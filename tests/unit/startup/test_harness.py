@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -11,7 +10,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Dict, List
 
 import pytest
@@ -21,21 +19,13 @@ from perfguard.startup.errors import HarnessFailed, InvalidSpec
 from perfguard.startup.measure import HARNESS_PATH, SubprocessHarnessRunner
 from perfguard.startup.results import HarnessResult, HarnessSpec
 
-_PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))) / "versions"
-PYTHON_37 = _PYENV_VERSIONS / "3.7.16" / "bin" / "python3.7"
-PYTHON_313 = _PYENV_VERSIONS / "3.13.0" / "bin" / "python3.13"
+from .harness_module import PYENV_VERSIONS, PYTHON_37, load_harness
+
+PYTHON_313 = PYENV_VERSIONS / "3.13.0" / "bin" / "python3.13"
 FAST: Dict[str, Any] = {"warmup": 0, "min_runs": 2, "max_runs": 2, "timeout_s": 20.0}
 
 
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("startup_harness", HARNESS_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+harness = load_harness()
 
 
 def _measure(command: List[str], **options: Any) -> HarnessResult:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Dict, List
 
 import pytest
 
 from perfguard.startup.budgets import evaluate
-from perfguard.startup.measure import HARNESS_PATH, SubprocessHarnessRunner
+from perfguard.startup.measure import SubprocessHarnessRunner
 from perfguard.startup.results import HarnessSpec
+
+from .harness_module import load_harness
 
 VALGRIND = shutil.which("valgrind")
 ONE_COUNTED_RUN: Dict[str, Any] = {
@@ -57,15 +57,7 @@ elif sys.argv[1] == "fork":
 needs_valgrind = pytest.mark.skipif(VALGRIND is None, reason="needs valgrind on PATH")
 
 
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("startup_harness", HARNESS_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+harness = load_harness()
 
 
 def _script(tmp_path: Path, name: str, body: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,17 +10,16 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Dict, List
 
 import pytest
 
 from perfguard.startup.budgets import Budgets, evaluate
-from perfguard.startup.measure import HARNESS_PATH, SubprocessHarnessRunner
+from perfguard.startup.measure import SubprocessHarnessRunner
 from perfguard.startup.results import HarnessResult, HarnessSpec
 
-_PYENV_VERSIONS = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))) / "versions"
-PYTHON_37 = _PYENV_VERSIONS / "3.7.16" / "bin" / "python3.7"
+from .harness_module import PYTHON_37, load_harness
+
 FAST: Dict[str, Any] = {
     "warmup": 0,
     "min_runs": 2,
@@ -39,15 +37,7 @@ sys.exit(max(process.wait() for process in children))
 """
 
 
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("startup_harness", HARNESS_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+harness = load_harness()
 
 
 def _two_children(tmp_path: Path) -> str:
