@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from perfguard.archlint.rules import ArchLintResult
 from perfguard.errors import InvalidProbeOutput, ProbeFailed
@@ -155,14 +155,3 @@ def _number(entry: Mapping[str, Any], key: str) -> Optional[float]:
             f"got {value!r}."
         )
     return float(value)
-
-
-def merge_costs(parts: Iterable[Mapping[str, Cost]]) -> Dict[str, Cost]:
-    """Merge per-environment costs. A measured figure wins over a "not measured" note."""
-    merged: Dict[str, Cost] = {}
-    for part in parts:
-        for module, cost in part.items():
-            current = merged.get(module)
-            if current is None or (current.ms is None and cost.ms is not None):
-                merged[module] = cost
-    return merged

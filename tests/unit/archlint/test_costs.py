@@ -16,8 +16,8 @@ from perfguard.archlint.costs import (
     find_cost_requests,
     load_cost_output,
     measure_costs,
-    merge_costs,
 )
+from perfguard.archlint.file_rules import CostTable
 from perfguard.archlint.output import render_json, render_text
 from perfguard.archlint.rules import analyze
 from perfguard.errors import InvalidProbeOutput, ProbeFailed
@@ -192,9 +192,27 @@ def test_totals_count_each_module_once() -> None:
     assert document["measured_cost_mb"] == 2.0
 
 
-def test_merge_prefers_measured_figures() -> None:
-    unmeasured = {"m": Cost(note="not measured: x")}
-    measured = {"m": Cost(ms=5.0, mb=1.0, note="median")}
+@pytest.mark.parametrize("measured_path", ["src/a/protocols.py", "src/b/protocols.py"])
+def test_totals_prefer_measured_figures(measured_path: str) -> None:
+    files = [
+        make_file("src/a/protocols.py", "a.protocols", make_import("decimal", 1)),
+        make_file("src/b/protocols.py", "b.protocols", make_import("decimal", 1)),
+    ]
+    environments = {"src/a/protocols.py": "env-a", "src/b/protocols.py": "env-b"}
+    table = CostTable.create(
+        [
+            (environment, "decimal", Cost(ms=5.0, mb=1.0, note="median"))
+            if path == measured_path
+            else (environment, "decimal", Cost(note="not measured: x"))
+            for path, environment in environments.items()
+        ],
+        environments,
+    )
 
-    assert merge_costs([unmeasured, measured])["m"].ms == 5.0
-    assert merge_costs([measured, unmeasured])["m"].ms == 5.0
+    document = json.loads(render_json(analyze(files, CONFIG, module_costs=table)))
+
+    costs = {finding["path"]: finding["cost"]["ms"] for finding in document["findings"]}
+    assert costs[measured_path] == 5.0
+    assert [ms for path, ms in costs.items() if path != measured_path] == [None]
+    assert document["measured_cost_ms"] == 5.0
+    assert document["unmeasured_modules"] == []
