@@ -299,8 +299,8 @@ async def analyze_file_group(
 ) -> FileGroupResult:
     """Resolve, parse and locate one group of files, as a unit that the engine memoizes.
 
-    After an edit pantsd runs again only the group of the edited file (and of files whose
-    inferred dependencies changed); the run that combines the groups reuses the rest.
+    After an edit, pantsd runs again only the group of the edited file and of files whose
+    inferred dependencies changed. The rule that combines the groups reuses the rest.
     """
     targets = [
         tgt

@@ -629,7 +629,7 @@ def _count_instructions(spec, runner, variant):
 
 
 class CallgrindFileCollector(object):
-    """Moves each file that callgrind writes in `out_dir` to a unique name in `parts_dir`.
+    """A thread that moves each file callgrind writes in `out_dir` to a unique name in `parts_dir`.
 
     Callgrind names a file after the process id and the number of files that the current
     valgrind wrote. A process that execs starts a new valgrind, which numbers from 1 again and
@@ -719,7 +719,7 @@ def _measure_tree_memory(spec, runner, variant):
 
 
 class TreeMemorySampler(object):
-    """Samples the summed RSS of this process's descendants on a thread, until stopped.
+    """A thread that samples the summed RSS of this process's descendants until it is stopped.
 
     `peak_bytes` is the largest sum seen, and `samples` counts the samples that found at least
     one descendant. Pages that several processes share count once per process.
@@ -757,7 +757,7 @@ class TreeMemorySampler(object):
 def find_tree_rss_reader():
     """Return (source, function) where the function sums the RSS of a pid's descendants.
 
-    The source is "psutil" or "/proc"; (None, None) means that neither works here.
+    The source is "psutil" or "/proc". (None, None) means that neither works here.
     """
     try:
         import psutil
